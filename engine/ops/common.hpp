@@ -1,0 +1,41 @@
+#pragma once
+// What op wrappers share: workgroup sizing for grid-stride kernels and splitting tensors that exceed
+// the device's maxStorageBufferRange into bindable pieces.
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+
+#include "engine/context.hpp"
+#include "engine/error.hpp"
+#include "engine/program.hpp"
+
+namespace vkm::ops {
+
+constexpr uint32_t kGroupSize = 256;
+
+// Workgroups for a grid-stride loop over n items: enough to fill any device, within dispatch limits.
+inline uint32_t stride_groups(int64_t n, uint32_t group = kGroupSize) {
+  return uint32_t(std::clamp<int64_t>((n + group - 1) / group, 1, 8192));
+}
+
+// Calls fn(start, count) over [0, n) in pieces whose bytes (at `elem_bytes` per element, the widest
+// bound type) fit one binding; starts stay 4096-byte aligned, above any device's offset alignment.
+inline void for_each_piece(const Context& ctx, int64_t n, uint32_t elem_bytes,
+                           const std::function<void(int64_t start, int64_t count)>& fn) {
+  int64_t piece = int64_t(ctx.info().max_storage_buffer_range / elem_bytes) / 4096 * 4096;
+  for (int64_t start = 0; start < n; start += piece) fn(start, std::min(piece, n - start));
+}
+
+}  // namespace vkm::ops
+
+namespace vkm::ops {
+
+// 16-bit tensors need storageBuffer16BitAccess (with 16-bit int and float arithmetic for conversions).
+inline void require_16bit(const Context& ctx, const char* op) {
+  const DeviceInfo& d = ctx.info();
+  if (!d.storage_16bit || !d.shader_int16 || !d.shader_float16)
+    throw Error(std::string(op) + " on 16-bit tensors needs storageBuffer16BitAccess, shaderInt16 and shaderFloat16, "
+                "which device '" + d.name + "' lacks; use f32 tensors");
+}
+
+}  // namespace vkm::ops
