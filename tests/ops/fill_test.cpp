@@ -1,6 +1,6 @@
 #include "engine/ops/fill.hpp"
 
-#include "tests/reference/reference.hpp"
+#include "tests/reference/rounding.hpp"
 #include "tests/support/test_util.hpp"
 
 namespace vkm {

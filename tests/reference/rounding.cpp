@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "tests/reference/reference.hpp"
+#include "tests/reference/rounding.hpp"
 
 namespace vkm::ref {
 

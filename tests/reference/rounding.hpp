@@ -1,5 +1,6 @@
 #pragma once
-// The CPU reference of every op, in double precision. Kernels are judged against these.
+// Reference rounding to the stored float types, in double precision. Each op has its own reference
+// beside this one (tests/reference/<op>.{hpp,cpp}), and kernels are judged against those.
 #include <cstdint>
 #include <vector>
 
