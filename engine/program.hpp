@@ -5,6 +5,7 @@
 // allocated and written once, when the program is finished, and shared by dispatches that bind alike.
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <volk.h>
@@ -41,7 +42,9 @@ class Program {
 
   void dispatch(const Kernel& k, std::vector<Binding> bindings, const void* push, uint32_t push_bytes,
                 uint32_t gx, uint32_t gy = 1, uint32_t gz = 1, std::string label = {});
+  // Push constants as one struct of 4-byte scalars mirroring the shader's push_constant block.
   template <class Push>
+    requires std::is_class_v<Push> && std::is_trivially_copyable_v<Push>
   void dispatch(const Kernel& k, std::vector<Binding> bindings, const Push& push, uint32_t gx, uint32_t gy = 1,
                 uint32_t gz = 1, std::string label = {}) {
     dispatch(k, std::move(bindings), &push, sizeof(Push), gx, gy, gz, std::move(label));
