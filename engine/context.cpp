@@ -12,7 +12,8 @@ namespace {
 constexpr uint64_t kStagingBytes = 64ull << 20;
 }
 
-Context::Context(ContextOptions opts) : instance_(std::make_unique<Instance>(opts.instance)) {
+Context::Context(ContextOptions opts)
+    : instance_(std::make_unique<Instance>(opts.instance)), map_device_memory_(opts.map_device_memory) {
   info_ = &instance_->select(opts.device);
   const DeviceInfo& d = *info_;
   if (d.api_version < VK_API_VERSION_1_2 || !d.timeline_semaphore)

@@ -23,6 +23,9 @@ class Program;
 struct ContextOptions {
   std::optional<std::string> device;  // index or name substring; else VKMIND_DEVICE; else the best device
   InstanceOptions instance = InstanceOptions::from_env();
+  // Map device-kind memory where the host can see it. Off, transfers take the staging path that discrete
+  // GPUs take, which is how that path is tested on shared-memory devices.
+  bool map_device_memory = true;
 };
 
 class Context {
@@ -36,6 +39,7 @@ class Context {
   VkDevice device() const { return device_; }
   VkCommandPool command_pool() const { return pool_; }
   bool validation() const { return instance_->validation(); }
+  bool maps_device_memory() const { return map_device_memory_; }
 
   // The pipeline for a kernel variant, built on first use. Throws if the shader is not embedded.
   const Kernel& kernel(const KernelDesc& desc);
@@ -70,6 +74,7 @@ class Context {
   void transfer(const Tensor& t, void* host, uint64_t bytes, bool to_device);
 
   std::unique_ptr<Instance> instance_;
+  bool map_device_memory_ = true;
   const DeviceInfo* info_ = nullptr;
   VkDevice device_ = VK_NULL_HANDLE;
   uint32_t queue_family_ = 0;

@@ -66,7 +66,7 @@ Buffer::Buffer(Context& ctx, std::string name, uint64_t bytes, MemoryKind kind)
   VkPhysicalDeviceMemoryProperties mem;
   vkGetPhysicalDeviceMemoryProperties(info.handle, &mem);
   VkMemoryPropertyFlags flags = mem.memoryTypes[ai.memoryTypeIndex].propertyFlags;
-  if (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
+  if ((flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) && (kind == MemoryKind::host || ctx.maps_device_memory())) {
     void* p = nullptr;
     VKM_CHECK(vkMapMemory(ctx.device(), memory_, 0, VK_WHOLE_SIZE, 0, &p));
     mapped_ = static_cast<uint8_t*>(p);

@@ -57,6 +57,25 @@ TEST(Transfer, RoundTripAndSizeChecks) {
   }
 }
 
+TEST(Transfer, StagingPathInPieces) {
+  // Unmapped device memory, as on a discrete GPU: transfers go through the 64 MiB staging buffer.
+  ContextOptions opts;
+  opts.map_device_memory = false;
+  Context staged(opts);
+  const int64_t n = (70 << 20) / 4 + 3;  // more than one staging piece
+  Arena arena(staged, "staged", MemoryKind::device, uint64_t(n) * 4);
+  Tensor t = arena.alloc(DType::f32, {n});
+  ASSERT_EQ(t.buffer->mapped(), nullptr);
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = float(i % 1000003) * 0.5f;
+  staged.write(t, v);
+  Tensor u = arena.alloc(DType::f32, {n});
+  Program p(staged, "copy");
+  p.copy(t, u);
+  staged.wait(staged.submit(p));
+  EXPECT_EQ(staged.read<float>(u), v);
+}
+
 TEST(Tensor, LargerThanMaxStorageBufferRange) {
   // A tensor the device cannot bind in one descriptor: ops split it into bindable pieces.
   const uint64_t range = ctx().info().max_storage_buffer_range;
