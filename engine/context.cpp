@@ -101,6 +101,9 @@ const Kernel& Context::kernel(const KernelDesc& desc) {
   if (auto it = kernels_.find(key); it != kernels_.end()) return *it->second;
   const spirv::Module* m = spirv::find(desc.spirv);
   if (!m) throw Error("shader '" + desc.spirv + "' is not embedded in this build (see shaders/CMakeLists.txt)");
+  if (desc.push_bytes % 4)
+    throw Error("shader '" + desc.spirv + "': push constants must be whole 4-byte words, not " +
+                std::to_string(desc.push_bytes) + " bytes");
   if (desc.push_bytes > info_->max_push_constants)
     throw Error("shader '" + desc.spirv + "' needs " + std::to_string(desc.push_bytes) +
                 " bytes of push constants; the device allows " + std::to_string(info_->max_push_constants));

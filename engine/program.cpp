@@ -86,9 +86,13 @@ void Program::dispatch(const Kernel& k, std::vector<Binding> bindings, const voi
 
 void Program::copy(const Tensor& src, const Tensor& dst) {
   if (finished()) throw Error("program '" + name_ + "' is already recorded; nothing can be added to it");
-  if (!src.buffer || !dst.buffer || src.bytes() != dst.bytes())
-    throw Error("program '" + name_ + "': copy from " + src.describe() + " to " + dst.describe() +
-                " needs two allocated tensors of equal byte size");
+  std::string what = "program '" + name_ + "': copy from " + (src.buffer ? src.describe() : "null") + " to " +
+                     (dst.buffer ? dst.describe() : "null");
+  if (!src.buffer || !dst.buffer || src.bytes() != dst.bytes() || src.bytes() == 0)
+    throw Error(what + " needs two allocated, non-empty tensors of equal byte size");
+  if (src.overlaps(dst)) throw Error(what + ": the two overlap");
+  if (src.offset + src.bytes() > src.buffer->size() || dst.offset + dst.bytes() > dst.buffer->size())
+    throw Error(what + " runs past the end of a buffer");
   Command c;
   c.bindings = {in(src), out(dst)};
   c.label = "copy";

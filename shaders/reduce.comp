@@ -21,7 +21,7 @@ void main() {
 
   // `precise` keeps the compiler from simplifying the compensation away.
   precise float sum = 0.0;
-  precise float lost = 0.0;  // what the last addition rounded off, to be taken back on the next
+  precise float lost = 0.0;  // the rounding error of the last addition, taken back from the next term
   for (uint i = begin + t; i < end; i += gl_WorkGroupSize.x) {
     float v = SQUARES != 0 ? x[i] * x[i] : x[i];
     precise float y = v - lost;
@@ -29,7 +29,7 @@ void main() {
     lost = (s - sum) - y;
     sum = s;
   }
-  tree[t] = sum;
+  tree[t] = sum - lost;
   barrier();
   for (uint h = gl_WorkGroupSize.x / 2; h > 0; h /= 2) {
     if (t < h) tree[t] += tree[t + h];

@@ -19,21 +19,23 @@ inline uint32_t stride_groups(int64_t n, uint32_t group = kGroupSize) {
 }
 
 // Calls fn(start, count) over [0, n) in pieces whose bytes (at `elem_bytes` per element, the widest
-// bound type) fit one binding; starts stay 4096-byte aligned, above any device's offset alignment.
+// bound type) fit one binding. Pieces are whole multiples of 4096 elements, so every start stays aligned
+// beyond any device's storage offset alignment (Vulkan's 128 MiB minimum range keeps pieces non-empty).
 inline void for_each_piece(const Context& ctx, int64_t n, uint32_t elem_bytes,
                            const std::function<void(int64_t start, int64_t count)>& fn) {
   int64_t piece = int64_t(ctx.info().max_storage_buffer_range / elem_bytes) / 4096 * 4096;
   for (int64_t start = 0; start < n; start += piece) fn(start, std::min(piece, n - start));
 }
 
-}  // namespace vkm::ops
+// 16-bit tensors need storageBuffer16BitAccess, with 16-bit int and float arithmetic for the conversions.
+inline bool has_16bit(const Context& ctx) {
+  const DeviceInfo& d = ctx.info();
+  return d.storage_16bit && d.shader_int16 && d.shader_float16;
+}
 
-namespace vkm::ops {
-
-// 16-bit tensors need storageBuffer16BitAccess (with 16-bit int and float arithmetic for conversions).
 inline void require_16bit(const Context& ctx, const char* op) {
   const DeviceInfo& d = ctx.info();
-  if (!d.storage_16bit || !d.shader_int16 || !d.shader_float16)
+  if (!has_16bit(ctx))
     throw Error(std::string(op) + " on 16-bit tensors needs storageBuffer16BitAccess, shaderInt16 and shaderFloat16, "
                 "which device '" + d.name + "' lacks; use f32 tensors");
 }

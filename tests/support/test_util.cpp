@@ -26,6 +26,7 @@ double rel_l2(const std::vector<double>& got, const std::vector<double>& want) {
   if (got.size() != want.size()) return std::numeric_limits<double>::infinity();
   double num = 0, den = 0;
   for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) && std::isnan(want[i])) continue;
     if (!std::isfinite(got[i]) && got[i] != want[i]) return std::numeric_limits<double>::infinity();
     if (std::isfinite(want[i])) {
       num += (got[i] - want[i]) * (got[i] - want[i]);

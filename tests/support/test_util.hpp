@@ -20,7 +20,9 @@ Context& ctx();
 // Seeded uniform values in [lo, hi), none of them zero.
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
 
-// ‖got − want‖ / ‖want‖ (‖got − want‖ alone when want is zero); infinity if got holds a NaN or infinity.
+// ‖got − want‖ / ‖want‖ (‖got − want‖ alone when want is zero), over the places where want is finite;
+// infinity if got holds a NaN or infinity that want does not have at that place. Signs of zero are not
+// compared: where they matter (casts), compare bits.
 double rel_l2(const std::vector<double>& got, const std::vector<double>& want);
 template <class T>
 std::vector<double> to_double(const std::vector<T>& v) {

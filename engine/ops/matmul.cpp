@@ -1,0 +1,100 @@
+#include "engine/ops/matmul.hpp"
+
+#include <algorithm>
+
+#include "engine/ops/common.hpp"
+
+namespace vkm::ops {
+
+namespace {
+
+// matmul.comp's specialization constants: threads along N and M, micro-tile rows and columns, k slice.
+struct Tiles {
+  uint32_t tx, ty, tm, tn, bk;
+  uint32_t bm() const { return ty * tm; }
+  uint32_t bn() const { return tx * tn; }
+};
+constexpr Tiles kTile64{16, 16, 4, 4, 16};
+constexpr Tiles kTile128{16, 16, 8, 8, 8};  // twice the multiply-adds per shared load, 4x the registers
+
+Tiles choose_tiles(const DeviceInfo& d, MatmulTile tile, int64_t M, int64_t N, int64_t batch) {
+  if (tile == MatmulTile::t64) return kTile64;
+  if (tile == MatmulTile::t128) return kTile128;
+  // The big block is faster per multiply-add but pads ragged edges more, and a large GPU needs ~128 blocks
+  // in flight to be busy (a CPU device runs only a few workgroups at a time).
+  auto padded = [&](int64_t b) { return (M + b - 1) / b * ((N + b - 1) / b) * b * b; };
+  bool enough = d.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU || padded(128) / (128 * 128) * batch >= 128;
+  return enough && padded(128) * 4 <= padded(64) * 5 ? kTile128 : kTile64;
+}
+
+Shape leading(const Tensor& t) { return Shape(t.shape.begin(), t.shape.end() - 2); }
+
+// Leading dims flattened into rows: [..., cols] as [rows, cols].
+Tensor rows(const Tensor& t) { return t.reshape({t.numel() / t.dim(-1), t.dim(-1)}); }
+
+// A linear layer's tensors: w [N,K], and k_side [..., K] and n_side [..., N] with the same leading dims.
+void check_linear(const char* op, const char* w_name, const Tensor& w, const char* k_name, const Tensor& k_side,
+                  const char* n_name, const Tensor& n_side) {
+  bool ok = w.rank() == 2 && w.numel() > 0 && k_side.rank() >= 1 && n_side.rank() == k_side.rank() &&
+            k_side.dim(-1) == w.dim(1) && n_side.dim(-1) == w.dim(0) &&
+            std::equal(k_side.shape.begin(), k_side.shape.end() - 1, n_side.shape.begin());
+  if (!ok)
+    throw Error(std::string(op) + ": " + w_name + " " + w.describe() + ", " + k_name + " " + k_side.describe() + ", " +
+                n_name + " " + n_side.describe() + ": want " + w_name + " [N,K], " + k_name + " [...,K] and " + n_name +
+                " [...,N] with the same leading dims");
+}
+
+}  // namespace
+
+void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s) {
+  auto fail = [&](const std::string& why) {
+    throw Error("matmul: " + why + " (A " + A.describe() + (s.trans_a ? " transposed" : "") + ", B " + B.describe() +
+                (s.trans_b ? " transposed" : "") + ", C " + C.describe() + ")");
+  };
+  for (const Tensor* t : {&A, &B, &C}) {
+    if (!*t) fail("a tensor is not allocated");
+    if (t->dtype != DType::f32) fail("tensors must be f32");
+    if (t->rank() < 2) fail("tensors need 2 dims or more");
+  }
+  const int64_t M = s.trans_a ? A.dim(-1) : A.dim(-2), K = s.trans_a ? A.dim(-2) : A.dim(-1);
+  const int64_t N = s.trans_b ? B.dim(-2) : B.dim(-1), KB = s.trans_b ? B.dim(-1) : B.dim(-2);
+  if (K != KB) fail("inner dims differ, K " + std::to_string(K) + " vs " + std::to_string(KB));
+  if (C.dim(-2) != M || C.dim(-1) != N) fail("C must be [..., " + std::to_string(M) + "," + std::to_string(N) + "]");
+  const Shape batch = leading(C);
+  for (const Tensor* t : {&A, &B})
+    if (t->rank() > 2 && leading(*t) != batch) fail("A and B must have C's leading dims, or none");
+  if (C.numel() == 0 || K == 0) fail("empty product");
+  if (C.overlaps(A) || C.overlaps(B)) fail("C overlaps an input");
+
+  const int64_t count = C.numel() / (M * N);
+  const Tiles t = choose_tiles(p.context().info(), s.tile, M, N, count);
+  if (t.tx * t.ty > p.context().info().max_workgroup_invocations)
+    fail("the device allows only " + std::to_string(p.context().info().max_workgroup_invocations) +
+         " invocations per workgroup");
+  struct Push {
+    uint32_t M, N, K, batch_a, batch_b, batch_c, accumulate;
+  } push{uint32_t(M), uint32_t(N), uint32_t(K), uint32_t(A.rank() > 2 ? M * K : 0),
+         uint32_t(B.rank() > 2 ? K * N : 0), uint32_t(M * N), s.accumulate};
+  std::string variant = std::string("matmul.") + (s.trans_a ? 't' : 'n') + (s.trans_b ? 't' : 'n');
+  const Kernel& k = p.context().kernel({variant, 3, sizeof(Push), {t.tx, t.ty, t.tm, t.tn, t.bk}});
+  p.dispatch(k, {in(A), in(B), s.accumulate ? inout(C) : out(C)}, push, uint32_t((N + t.bn() - 1) / t.bn()),
+             uint32_t((M + t.bm() - 1) / t.bm()), uint32_t(count),
+             variant + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+}
+
+void linear(Program& p, const Tensor& X, const Tensor& W, const Tensor& Y, bool accumulate) {
+  check_linear("linear", "W", W, "X", X, "Y", Y);
+  matmul(p, rows(X), W, rows(Y), {.trans_b = true, .accumulate = accumulate});
+}
+
+void linear_backward_input(Program& p, const Tensor& dY, const Tensor& W, const Tensor& dX, bool accumulate) {
+  check_linear("linear_backward_input", "W", W, "dX", dX, "dY", dY);
+  matmul(p, rows(dY), W, rows(dX), {.accumulate = accumulate});
+}
+
+void linear_backward_weight(Program& p, const Tensor& dY, const Tensor& X, const Tensor& dW, bool accumulate) {
+  check_linear("linear_backward_weight", "dW", dW, "X", X, "dY", dY);
+  matmul(p, rows(dY), rows(X), dW, {.trans_a = true, .accumulate = accumulate});
+}
+
+}  // namespace vkm::ops
