@@ -24,10 +24,15 @@ Context::Context(ContextOptions opts)
   vkGetPhysicalDeviceQueueFamilyProperties(d.handle, &n, nullptr);
   std::vector<VkQueueFamilyProperties> families(n);
   vkGetPhysicalDeviceQueueFamilyProperties(d.handle, &n, families.data());
-  auto compute = std::find_if(families.begin(), families.end(),
-                              [](auto& q) { return q.queueFlags & VK_QUEUE_COMPUTE_BIT; });
+  // A compute family with timestamps if there is one, so that profiling works wherever the device can.
+  auto compute = std::find_if(families.begin(), families.end(), [](auto& q) {
+    return (q.queueFlags & VK_QUEUE_COMPUTE_BIT) && q.timestampValidBits > 0;
+  });
+  if (compute == families.end())
+    compute = std::find_if(families.begin(), families.end(), [](auto& q) { return q.queueFlags & VK_QUEUE_COMPUTE_BIT; });
   if (compute == families.end()) throw Error("device '" + d.name + "' has no compute queue");
   queue_family_ = uint32_t(compute - families.begin());
+  timestamp_bits_ = compute->timestampValidBits;
 
   // Enable only what kernels use, and only where the device has it; kernels check these flags.
   VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
@@ -97,6 +102,7 @@ std::string KernelDesc::key() const {
 }
 
 const Kernel& Context::kernel(const KernelDesc& desc) {
+  std::lock_guard lock(kernels_mutex_);
   std::string key = desc.key();
   if (auto it = kernels_.find(key); it != kernels_.end()) return *it->second;
   const spirv::Module* m = spirv::find(desc.spirv);

@@ -40,6 +40,8 @@ class Context {
   VkCommandPool command_pool() const { return pool_; }
   bool validation() const { return instance_->validation(); }
   bool maps_device_memory() const { return map_device_memory_; }
+  // Valid bits of the queue's timestamps (0: none); profiling masks results with it.
+  uint32_t timestamp_bits() const { return timestamp_bits_; }
 
   // The pipeline for a kernel variant, built on first use. Throws if the shader is not embedded.
   const Kernel& kernel(const KernelDesc& desc);
@@ -78,12 +80,14 @@ class Context {
   const DeviceInfo* info_ = nullptr;
   VkDevice device_ = VK_NULL_HANDLE;
   uint32_t queue_family_ = 0;
+  uint32_t timestamp_bits_ = 0;
   VkQueue queue_ = VK_NULL_HANDLE;
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkSemaphore timeline_ = VK_NULL_HANDLE;
   uint64_t next_ticket_ = 1;
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   std::map<std::string, std::unique_ptr<Kernel>> kernels_;
+  std::mutex kernels_mutex_;
   std::unique_ptr<Buffer> staging_;
   std::mutex queue_mutex_;
 };

@@ -33,7 +33,7 @@ bool writes(Access a) { return a != Access::read; }
 }  // namespace
 
 Program::Program(Context& ctx, std::string name, bool profile)
-    : ctx_(ctx), name_(std::move(name)), profile_(profile && ctx.info().timestamps) {}
+    : ctx_(ctx), name_(std::move(name)), profile_(profile && ctx.timestamp_bits() > 0) {}
 
 Program::~Program() {
   if (last_ticket_) ctx_.wait(last_ticket_);
@@ -194,7 +194,7 @@ void Program::finish() {
   const Kernel* bound = nullptr;
   for (size_t i = 0; i < commands_.size(); ++i) {
     const Command& c = commands_[i];
-    if (hazard(c)) {
+    if (hazard(c) || (profile_ && i > 0)) {
       memory_barrier(cmd_, kWorkStages, kWorkWrites, kWorkStages, kWorkAccess);
       ++barriers_;
       pending_reads_.clear();
@@ -235,8 +235,10 @@ std::vector<DispatchTiming> Program::timings() {
   VKM_CHECK(vkGetQueryPoolResults(ctx_.device(), queries_, 0, uint32_t(stamps.size()), stamps.size() * 8,
                                   stamps.data(), 8, VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
   double period = ctx_.info().timestamp_period_ns;
+  uint32_t bits = ctx_.timestamp_bits();
+  uint64_t mask = bits >= 64 ? ~0ull : (1ull << bits) - 1;
   for (size_t i = 0; i < commands_.size(); ++i)
-    out.push_back({commands_[i].label, double(stamps[2 * i + 1] - stamps[2 * i]) * period * 1e-6});
+    out.push_back({commands_[i].label, double((stamps[2 * i + 1] - stamps[2 * i]) & mask) * period * 1e-6});
   return out;
 }
 

@@ -34,7 +34,8 @@ struct DispatchTiming {
 
 class Program {
  public:
-  // With `profile`, a GPU timestamp pair brackets every dispatch (see timings()).
+  // With `profile`, a GPU timestamp pair brackets every command, and commands are serialized by barriers
+  // so that each one's time is its own (see timings()).
   Program(Context& ctx, std::string name, bool profile = false);
   ~Program();
   Program(const Program&) = delete;
@@ -59,7 +60,7 @@ class Program {
   const std::string& name() const { return name_; }
   Context& context() const { return ctx_; }
   size_t dispatch_count() const { return count_dispatches_; }
-  size_t barrier_count() const { return barriers_; }
+  size_t barrier_count() const { return barriers_; }  // barriers between commands, after finish()
   size_t descriptor_set_count() const { return sets_.size(); }
   VkCommandBuffer command_buffer() const { return cmd_; }
   uint64_t last_ticket() const { return last_ticket_; }

@@ -20,6 +20,11 @@ namespace {
 
 using Check = std::function<std::string(Context&)>;
 
+// Thrown by a check that cannot run on this device.
+struct Skipped {
+  std::string why;
+};
+
 void run(Context& ctx, const std::function<void(Program&)>& record) {
   Program p(ctx, "selfcheck");
   record(p);
@@ -105,8 +110,7 @@ std::string check_reduce(Context& ctx) {
 
 // Every cast kernel once, around f32 -> f16 -> bf16 -> f16 -> f32 and f32 -> bf16 -> f32.
 std::string check_cast(Context& ctx) {
-  const DeviceInfo& d = ctx.info();
-  if (!ops::has_16bit(ctx)) return "";  // every cast has a 16-bit side
+  if (!ops::has_16bit(ctx)) throw Skipped{"every cast has a 16-bit side, and the device lacks 16-bit support"};
   Arena a(ctx, "selfcheck", MemoryKind::device, 1 << 20);
   const int64_t n = 1000;
   std::vector<float> xv = ramp(n), want_ring(n), want_bf16(n);
@@ -158,7 +162,6 @@ std::string check_copy(Context& ctx) {
     return e.empty() ? "" : std::string(dtype_name(t)) + " copy_2d: " + e;
   };
   std::string e = check(DType::u32, uint32_t());
-  const DeviceInfo& d = ctx.info();
   if (e.empty() && ops::has_16bit(ctx)) e = check(DType::f16, uint16_t());
   return e;
 }
@@ -214,9 +217,12 @@ std::vector<CheckResult> selfcheck(Context& ctx) {
   std::vector<CheckResult> out;
   for (auto& [name, check] : checks()) {
     auto t0 = std::chrono::steady_clock::now();
-    CheckResult r{name, "", 0};
+    CheckResult r;
+    r.name = name;
     try {
       r.failure = check(ctx);
+    } catch (const Skipped& s) {
+      r.skipped = s.why;
     } catch (const std::exception& e) {
       r.failure = e.what();
     }

@@ -11,6 +11,7 @@ class Context;
 struct CheckResult {
   std::string name;
   std::string failure;  // empty when the check passed
+  std::string skipped;  // why it could not run on this device, if it could not
   double ms = 0;
 };
 

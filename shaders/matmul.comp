@@ -6,8 +6,8 @@
 // A workgroup of TX x TY threads computes a BM x BN block of C, walking K in slices of BK that pass through
 // shared memory; each thread sums a TM x TN micro-tile in registers. A thread's rows (columns) come in runs
 // of 4 spaced 4*TY (4*TX) apart, so that in the inner loop neighbouring threads read adjacent or identical
-// vec4s of shared memory: no bank conflicts, and a vec4 load feeds 4 (or TN) multiply-adds. Each output is
-// summed by one thread in k order, so results are the same on every run.
+// vec4s of shared memory (no bank conflicts), and per k a thread's TM/4 + TN/4 vec4 reads feed TM*TN
+// multiply-adds. Each output is summed by one thread in k order, so every run gives the same bits.
 //! variant nn -DTRANS_A=0 -DTRANS_B=0
 //! variant nt -DTRANS_A=0 -DTRANS_B=1
 //! variant tn -DTRANS_A=1 -DTRANS_B=0

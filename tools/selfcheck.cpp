@@ -15,7 +15,9 @@ int selfcheck(const Common& c) {
   uint64_t messages = Instance::validation_messages();
   int failed = 0;
   for (const CheckResult& r : vkm::selfcheck(ctx)) {
-    if (r.failure.empty())
+    if (!r.skipped.empty())
+      std::printf("  %-22s SKIPPED %s\n", r.name.c_str(), r.skipped.c_str());
+    else if (r.failure.empty())
       std::printf("  %-22s OK      %8.1f ms\n", r.name.c_str(), r.ms);
     else
       std::printf("  %-22s FAILED  %s\n", r.name.c_str(), r.failure.c_str());

@@ -1,6 +1,8 @@
 #include "engine/ops/matmul.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <numeric>
 
 #include "engine/ops/common.hpp"
 
@@ -44,6 +46,39 @@ void check_linear(const char* op, const char* w_name, const Tensor& w, const cha
                 " [...,N] with the same leading dims");
 }
 
+// One dispatch; every operand fits a binding (or the binding check says why not).
+void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s, int64_t M,
+                      int64_t N, int64_t K) {
+  const DeviceInfo& d = p.context().info();
+  const int64_t count = C.numel() / (M * N);
+  const Tiles t = choose_tiles(d, s.tile, M, N, count);
+  if (t.tx * t.ty > d.max_workgroup_invocations)
+    throw Error("matmul: device '" + d.name + "' allows only " + std::to_string(d.max_workgroup_invocations) +
+                " invocations per workgroup, fewer than the " + std::to_string(t.tx * t.ty) + " it needs");
+  struct Push {
+    uint32_t M, N, K, batch_a, batch_b, batch_c, accumulate;
+  };
+  const uint32_t batch_a = A.rank() > 2 ? uint32_t(M * K) : 0, batch_b = B.rank() > 2 ? uint32_t(K * N) : 0;
+  const Push push{uint32_t(M), uint32_t(N), uint32_t(K), batch_a, batch_b, uint32_t(M * N), s.accumulate};
+  std::string variant = std::string("matmul.") + (s.trans_a ? 't' : 'n') + (s.trans_b ? 't' : 'n');
+  const Kernel& k = p.context().kernel({variant, 3, sizeof(Push), {t.tx, t.ty, t.tm, t.tn, t.bk}});
+  p.dispatch(k, {in(A), in(B), s.accumulate ? inout(C) : out(C)}, push, uint32_t((N + t.bn() - 1) / t.bn()),
+             uint32_t((M + t.bm() - 1) / t.bm()), uint32_t(count),
+             variant + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+}
+
+// Units (batch entries or rows) per piece, so that each split operand, `unit_bytes` a unit (0: not split),
+// fits one binding, in steps that keep every piece's start aligned for binding; 0 if no step fits.
+int64_t units_per_piece(const DeviceInfo& d, std::initializer_list<int64_t> unit_bytes) {
+  const int64_t align = int64_t(d.min_storage_offset_alignment);
+  int64_t step = 1, widest = 1;
+  for (int64_t b : unit_bytes) {
+    step = std::lcm(step, align / std::gcd(align, b));
+    widest = std::max(widest, b);
+  }
+  return int64_t(d.max_storage_buffer_range) / widest / step * step;
+}
+
 }  // namespace
 
 void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s) {
@@ -66,20 +101,41 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
   if (C.numel() == 0 || K == 0) fail("empty product");
   if (C.overlaps(A) || C.overlaps(B)) fail("C overlaps an input");
 
+  // Past maxStorageBufferRange, pieces along a dim whose slices are contiguous in the large operands: batch
+  // entries; else rows of A and C; else (A transposed) k, summed into C piece after piece. Where no split
+  // applies, or a single unit is too large, the binding check names the tensor.
+  const DeviceInfo& d = p.context().info();
+  const uint64_t range = d.max_storage_buffer_range;
   const int64_t count = C.numel() / (M * N);
-  const Tiles t = choose_tiles(p.context().info(), s.tile, M, N, count);
-  if (t.tx * t.ty > p.context().info().max_workgroup_invocations)
-    fail("the device allows only " + std::to_string(p.context().info().max_workgroup_invocations) +
-         " invocations per workgroup");
-  struct Push {
-    uint32_t M, N, K, batch_a, batch_b, batch_c, accumulate;
-  } push{uint32_t(M), uint32_t(N), uint32_t(K), uint32_t(A.rank() > 2 ? M * K : 0),
-         uint32_t(B.rank() > 2 ? K * N : 0), uint32_t(M * N), s.accumulate};
-  std::string variant = std::string("matmul.") + (s.trans_a ? 't' : 'n') + (s.trans_b ? 't' : 'n');
-  const Kernel& k = p.context().kernel({variant, 3, sizeof(Push), {t.tx, t.ty, t.tm, t.tn, t.bk}});
-  p.dispatch(k, {in(A), in(B), s.accumulate ? inout(C) : out(C)}, push, uint32_t((N + t.bn() - 1) / t.bn()),
-             uint32_t((M + t.bm() - 1) / t.bm()), uint32_t(count),
-             variant + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
+  auto in_pieces = [&](int64_t units, std::initializer_list<int64_t> unit_bytes,
+                       const std::function<void(int64_t, int64_t)>& piece) {
+    const int64_t per = units_per_piece(d, unit_bytes);
+    if (per == 0) return dispatch_product(p, A, B, C, s, M, N, K);
+    for (int64_t u = 0; u < units; u += per) piece(u, std::min(per, units - u));
+  };
+  if (A.bytes() <= range && B.bytes() <= range && C.bytes() <= range) {
+    dispatch_product(p, A, B, C, s, M, N, K);
+  } else if (count > 1) {
+    auto entries = [](const Tensor& t, int64_t u, int64_t n) {
+      return t.rank() > 2 ? t.view(u * t.dim(-2) * t.dim(-1), {n, t.dim(-2), t.dim(-1)}) : t;
+    };
+    in_pieces(count, {A.rank() > 2 ? M * K * 4 : 0, B.rank() > 2 ? K * N * 4 : 0, M * N * 4},
+              [&](int64_t u, int64_t n) {
+                dispatch_product(p, entries(A, u, n), entries(B, u, n), entries(C, u, n), s, M, N, K);
+              });
+  } else if (!s.trans_a) {
+    in_pieces(M, {K * 4, N * 4}, [&](int64_t u, int64_t n) {
+      dispatch_product(p, A.view(u * K, {n, K}), B, C.view(u * N, {n, N}), s, n, N, K);
+    });
+  } else if (!s.trans_b) {
+    in_pieces(K, {M * 4, N * 4}, [&](int64_t u, int64_t n) {
+      MatmulSpec piece = s;
+      piece.accumulate = s.accumulate || u > 0;
+      dispatch_product(p, A.view(u * M, {n, M}), B.view(u * N, {n, N}), C, piece, M, N, n);
+    });
+  } else {
+    dispatch_product(p, A, B, C, s, M, N, K);
+  }
 }
 
 void linear(Program& p, const Tensor& X, const Tensor& W, const Tensor& Y, bool accumulate) {

@@ -16,7 +16,8 @@ struct MatmulSpec {
 };
 
 // C[..., M, N] = op(A)[..., M, K] · op(B)[..., K, N]. A and B have C's leading dims, or none: a plain
-// matrix is shared by every batch entry. C must not overlap A or B.
+// matrix is shared by every batch entry. C must not overlap A or B. Operands past maxStorageBufferRange are
+// bound in pieces of batch entries, rows of A and C, or (A transposed, B not) k; others must fit a binding.
 void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& spec = {});
 
 // A linear layer with weight W [N,K]. X, Y, dX and dY may have leading dims (X [B,T,K] is M = B*T rows).

@@ -53,7 +53,8 @@ TEST_P(MatmulTest, LinearForms) {
   Arena arena(ctx(), "matmul");
   const auto x = test::random_floats(M * K, 1), w = test::random_floats(N * K, 2), dy = test::random_floats(M * N, 3);
   Tensor X = arena.alloc(DType::f32, {M, K}), W = arena.alloc(DType::f32, {N, K}), dY = arena.alloc(DType::f32, {M, N});
-  Tensor Y = arena.alloc(DType::f32, {M, N}), dX = arena.alloc(DType::f32, {M, K}), dW = arena.alloc(DType::f32, {N, K});
+  Tensor Y = arena.alloc(DType::f32, {M, N}), dX = arena.alloc(DType::f32, {M, K}),
+         dW = arena.alloc(DType::f32, {N, K});
   ctx().write(X, x);
   ctx().write(W, w);
   ctx().write(dY, dy);
@@ -91,17 +92,17 @@ TEST_P(MatmulTest, EveryVariantAndTile) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
-                         testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(7, 7, 7), std::make_tuple(33, 33, 33),
-                                         std::make_tuple(64, 64, 64), std::make_tuple(257, 257, 257),
-                                         std::make_tuple(33, 257, 7), std::make_tuple(257, 1, 64),
-                                         std::make_tuple(7, 64, 257)),
+                         testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(7, 7, 7),
+                                         std::make_tuple(33, 33, 33), std::make_tuple(64, 64, 64),
+                                         std::make_tuple(257, 257, 257), std::make_tuple(33, 257, 7),
+                                         std::make_tuple(257, 1, 64), std::make_tuple(7, 64, 257)),
                          [](const auto& info) {
                            return "M" + std::to_string(std::get<0>(info.param)) + "_N" +
                                   std::to_string(std::get<1>(info.param)) + "_K" +
                                   std::to_string(std::get<2>(info.param));
                          });
 
-// Entry z of a batch of `count` matrices of `size` elements (all of v when it is one shared matrix).
+// Entry z of a batch of matrices of `size` elements each (v itself when it holds one shared matrix).
 std::vector<float> entry(const std::vector<float>& v, int64_t z, int64_t size) {
   if (int64_t(v.size()) == size) return v;
   return std::vector<float>(v.begin() + z * size, v.begin() + (z + 1) * size);
@@ -144,27 +145,70 @@ TEST(MatmulLinear, FlattensLeadingDims) {
   const int64_t B = 2, T = 5, N = 9, K = 12;
   Arena arena(ctx(), "matmul");
   const auto x = test::random_floats(B * T * K, 13), w = test::random_floats(N * K, 14);
-  Tensor X = arena.alloc(DType::f32, {B, T, K}), W = arena.alloc(DType::f32, {N, K}), Y = arena.alloc(DType::f32, {B, T, N});
+  Tensor X = arena.alloc(DType::f32, {B, T, K}), W = arena.alloc(DType::f32, {N, K}),
+         Y = arena.alloc(DType::f32, {B, T, N});
   ctx().write(X, x);
   ctx().write(W, w);
   expect_close(run_twice(Y, {}, [&](Program& p) { ops::linear(p, X, W, Y); }), ref::linear(x, w, B * T, N, K), {});
 }
 
+// Past maxStorageBufferRange the product runs in pieces: rows of C for Y = X·Wᵀ and dX = dY·W, batch entries,
+// and for dW = dYᵀ·X slices of k summed into dW one after another. Each product has one operand just over
+// the range; big outputs keep the padded work (and the time on lavapipe) small.
+TEST(MatmulLarge, BeyondOneBinding) {
+  const uint64_t range = ctx().info().max_storage_buffer_range;
+  if (range > (256ull << 20)) GTEST_SKIP() << "a storage binding of " << range << " bytes is too large to exceed here";
+  const int64_t wide = 1024, narrow = 2, M = 2 * (int64_t(range / 4) / wide / 2 + 150);
+  Arena arena(ctx(), "matmul-large");
+  const auto x = test::random_floats(M * narrow, 15), w = test::random_floats(wide * narrow, 16),
+             big = test::random_floats(M * wide, 17);
+  Tensor X = arena.alloc(DType::f32, {M, narrow}), Big = arena.alloc(DType::f32, {M, wide});
+  Tensor W_nk = arena.alloc(DType::f32, {wide, narrow}), W_kn = arena.alloc(DType::f32, {narrow, wide});
+  Tensor Out = arena.alloc(DType::f32, {M, wide}), dW = arena.alloc(DType::f32, {wide, narrow});
+  ctx().write(X, x);
+  ctx().write(Big, big);
+  ctx().write(W_nk, w);
+  ctx().write(W_kn, w);
+  // One run each: the other tests check determinism.
+  auto once = [](const Tensor& out, const std::function<void(Program&)>& record) {
+    test::poison(out);
+    test::run(record);
+    return ctx().read<float>(out);
+  };
+  const ref::Vec y = ref::linear(x, w, M, wide, narrow);
+  expect_close(once(Out, [&](Program& p) { ops::linear(p, X, W_nk, Out); }), y, {});
+  Tensor x2 = X.reshape({2, M / 2, narrow}), out2 = Out.reshape({2, M / 2, wide});
+  expect_close(once(Out, [&](Program& p) { ops::matmul(p, x2, W_nk, out2, {.trans_b = true}); }), y, {});
+  expect_close(once(Out, [&](Program& p) { ops::linear_backward_input(p, X, W_kn, Out); }),
+               ref::linear_backward_input(x, w, M, narrow, wide), {});
+  expect_close(once(dW, [&](Program& p) { ops::linear_backward_weight(p, Big, X, dW, false); }),
+               ref::linear_backward_weight(big, x, M, wide, narrow), {});
+}
+
+// Each bad call throws vkm::Error naming the offending tensor's shape, and adds nothing to the program.
 TEST(MatmulErrors, BadShapesThrow) {
   Arena arena(ctx(), "matmul");
   auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
   Tensor X = f32({4, 8}), W = f32({5, 8}), Y = f32({4, 5});
   Program p(ctx(), "bad shapes");
-  EXPECT_THROW(ops::linear(p, X, f32({5, 7}), Y), Error);                    // K differs
-  EXPECT_THROW(ops::linear(p, X, W, f32({4, 6})), Error);                    // Y has the wrong N
-  EXPECT_THROW(ops::linear(p, X, W, f32({3, 5})), Error);                    // Y has the wrong rows
-  EXPECT_THROW(ops::linear_backward_input(p, Y, W, f32({4, 7})), Error);     // dX has the wrong K
-  EXPECT_THROW(ops::linear_backward_weight(p, Y, X, f32({8, 5})), Error);    // dW transposed
-  EXPECT_THROW(ops::linear(p, X, arena.alloc(DType::f16, {5, 8}), Y), Error);  // not f32
-  EXPECT_THROW(ops::matmul(p, X, W, Y), Error);                              // [4,8]·[5,8] without trans_b
-  EXPECT_THROW(ops::matmul(p, f32({2, 4, 8}), W, f32({3, 4, 5}), {.trans_b = true}), Error);  // batches differ
-  EXPECT_THROW(ops::matmul(p, f32({8}), W, Y, {.trans_b = true}), Error);    // A is not a matrix
-  EXPECT_THROW(ops::matmul(p, X, W, X.view(0, {4, 5}), {.trans_b = true}), Error);  // C overlaps A
+  auto expect_error = [](const char* shape, const std::function<void()>& call) {
+    try {
+      call();
+      ADD_FAILURE() << "accepted; want an error naming " << shape;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(shape), std::string::npos) << "want " << shape << " in: " << e.what();
+    }
+  };
+  expect_error("f32[5,7]", [&] { ops::linear(p, X, f32({5, 7}), Y); });                      // K differs
+  expect_error("f32[4,6]", [&] { ops::linear(p, X, W, f32({4, 6})); });                      // Y has the wrong N
+  expect_error("f32[3,5]", [&] { ops::linear(p, X, W, f32({3, 5})); });                      // Y has the wrong rows
+  expect_error("f32[4,7]", [&] { ops::linear_backward_input(p, Y, W, f32({4, 7})); });       // dX has the wrong K
+  expect_error("f32[8,5]", [&] { ops::linear_backward_weight(p, Y, X, f32({8, 5})); });      // dW transposed
+  expect_error("f16[5,8]", [&] { ops::linear(p, X, arena.alloc(DType::f16, {5, 8}), Y); });  // not f32
+  expect_error("f32[5,8]", [&] { ops::matmul(p, X, W, Y); });  // [4,8]·[5,8] without trans_b
+  expect_error("f32[3,4,5]", [&] { ops::matmul(p, f32({2, 4, 8}), W, f32({3, 4, 5}), {.trans_b = true}); });
+  expect_error("f32[8]", [&] { ops::matmul(p, f32({8}), W, Y, {.trans_b = true}); });             // A is not a matrix
+  expect_error("f32[4,5]", [&] { ops::matmul(p, X, W, X.view(0, {4, 5}), {.trans_b = true}); });  // C overlaps A
   EXPECT_EQ(p.dispatch_count(), 0u);
 }
 

@@ -26,17 +26,16 @@ Vec linear(const std::vector<float>& x, const std::vector<float>& w, int64_t M, 
 Vec linear_backward_input(const std::vector<float>& dy, const std::vector<float>& w, int64_t M, int64_t N, int64_t K) {
   Vec dx(M * K, 0.0);
   for (int64_t m = 0; m < M; ++m)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t n = 0; n < N; ++n) dx[m * K + k] += double(dy[m * N + n]) * w[n * K + k];
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) dx[m * K + k] += double(dy[m * N + n]) * w[n * K + k];
   return dx;
 }
 
-Vec linear_backward_weight(const std::vector<float>& dy, const std::vector<float>& x, int64_t M, int64_t N,
-                           int64_t K) {
+Vec linear_backward_weight(const std::vector<float>& dy, const std::vector<float>& x, int64_t M, int64_t N, int64_t K) {
   Vec dw(N * K, 0.0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t m = 0; m < M; ++m) dw[n * K + k] += double(dy[m * N + n]) * x[m * K + k];
+  for (int64_t m = 0; m < M; ++m)  // m outermost: rows of dY and X are read in memory order
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) dw[n * K + k] += double(dy[m * N + n]) * x[m * K + k];
   return dw;
 }
 
