@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <utility>
 
 #include "engine/context.hpp"
 #include "engine/error.hpp"
@@ -25,6 +26,16 @@ inline void for_each_piece(const Context& ctx, int64_t n, uint32_t elem_bytes,
                            const std::function<void(int64_t start, int64_t count)>& fn) {
   int64_t piece = int64_t(ctx.info().max_storage_buffer_range / elem_bytes) / 4096 * 4096;
   for (int64_t start = 0; start < n; start += piece) fn(start, std::min(piece, n - start));
+}
+
+// The elements [first, first + count) of t, bound from the storage-aligned offset at or below them, and
+// how many elements precede `first` in that binding: the shader adds this skip to its indices. This is how
+// ops take views that start anywhere (one head of a tensor, a row of a cache).
+inline std::pair<Tensor, uint32_t> aligned_span(const Context& ctx, const Tensor& t, int64_t first, int64_t count) {
+  uint64_t width = dtype_size(t.dtype);
+  uint64_t begin = t.offset + uint64_t(first) * width;
+  uint64_t skip = begin % ctx.info().min_storage_offset_alignment / width;
+  return {Tensor{t.buffer, begin - skip * width, t.dtype, {int64_t(skip) + count}}, uint32_t(skip)};
 }
 
 // 16-bit tensors need storageBuffer16BitAccess, with 16-bit int and float arithmetic for the conversions.

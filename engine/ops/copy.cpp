@@ -6,19 +6,6 @@
 
 namespace vkm::ops {
 
-namespace {
-
-// The elements [first, first + count) of t, bound from the storage-aligned offset at or below them;
-// returns the binding and how many elements precede `first` in it.
-std::pair<Tensor, uint32_t> aligned_span(const Context& ctx, const Tensor& t, int64_t first, int64_t count) {
-  uint64_t width = dtype_size(t.dtype);
-  uint64_t begin = t.offset + uint64_t(first) * width;
-  uint64_t skip = begin % ctx.info().min_storage_offset_alignment / width;
-  return {Tensor{t.buffer, begin - skip * width, t.dtype, {int64_t(skip) + count}}, uint32_t(skip)};
-}
-
-}  // namespace
-
 void copy(Program& p, const Tensor& src, const Tensor& dst) {
   std::string what = "copy from " + src.describe() + " to " + dst.describe();
   if (dtype_size(src.dtype) != dtype_size(dst.dtype) || src.numel() != dst.numel())
