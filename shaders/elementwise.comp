@@ -1,23 +1,35 @@
 #version 450
-// Elementwise fp32 ops over n elements, grid-stride. The output may be the very same range as an input
-// (in place): each element is read and then written by one invocation only.
+// Elementwise ops over n elements, grid-stride. The output may be the very same range as an input
+// (in place): each element is read and then written by one invocation only. Storage is fp32, or with
+// STORE16 f16 (the mixed path's residual stream), the arithmetic fp32 either way.
 //! variant add -DADD
+//! variant add_f16 -DADD -DSTORE16
 //! variant scale -DSCALE
+#ifdef STORE16
+#include "types.glsl"
+#define T float16_t
+#define LOAD(x) f16_to_f32_exact(x)
+#define STORE(x) f32_to_f16_exact(x)
+#else
+#define T float
+#define LOAD(x) (x)
+#define STORE(x) (x)
+#endif
 layout(local_size_x_id = 0) in;
 
 #ifdef ADD
-layout(std430, binding = 0) readonly buffer A { float a[]; };
-layout(std430, binding = 1) readonly buffer B { float b[]; };
-layout(std430, binding = 2) writeonly buffer Out { float o[]; };
+layout(std430, binding = 0) readonly buffer A { T a[]; };
+layout(std430, binding = 1) readonly buffer B { T b[]; };
+layout(std430, binding = 2) writeonly buffer Out { T o[]; };
 layout(push_constant) uniform Push { uint n; };
-#define VALUE(i) (a[i] + b[i])
+#define VALUE(i) STORE(LOAD(a[i]) + LOAD(b[i]))
 #endif
 
 #ifdef SCALE
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) writeonly buffer Out { float o[]; };
+layout(std430, binding = 0) readonly buffer X { T x[]; };
+layout(std430, binding = 1) writeonly buffer Out { T o[]; };
 layout(push_constant) uniform Push { uint n; float alpha; };
-#define VALUE(i) (alpha * x[i])
+#define VALUE(i) STORE(alpha * LOAD(x[i]))
 #endif
 
 void main() {

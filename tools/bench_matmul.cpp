@@ -1,5 +1,6 @@
-// `vkmind bench matmul`: GFLOP/s of the fp32 matmul (Y = X·Wᵀ, a linear layer's forward) on the device,
-// beside a plain C++ loop timed in the same run on the same sizes.
+// `vkmind bench matmul`: GFLOP/s of the matmul (Y = X·Wᵀ, a linear layer's forward) on the device, with f32
+// or f16 storage, beside a plain C++ loop timed in the same run on the same sizes (for f16, on the same
+// f16-rounded values, in float).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "engine/context.hpp"
+#include "engine/dtype.hpp"
 #include "engine/memory.hpp"
 #include "engine/ops/matmul.hpp"
 #include "engine/program.hpp"
@@ -33,11 +35,26 @@ void cpu_linear(const std::vector<float>& x, const std::vector<float>& w, std::v
     }
 }
 
-std::vector<float> random_values(size_t n, uint32_t seed) {
+// Seeded values in [-1, 1), rounded to f16 when that is the storage.
+std::vector<float> random_values(size_t n, uint32_t seed, DType t) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
+  for (float& x : v) x = t == DType::f16 ? f16_to_f32(f32_to_f16(dist(rng))) : dist(rng);
+  return v;
+}
+
+// Host values into and out of a tensor of f32, or of f16 (values it holds exactly, as from random_values).
+void write_values(Context& ctx, const Tensor& t, const std::vector<float>& v) {
+  if (t.dtype == DType::f32) return ctx.write(t, v);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  ctx.write(t, h);
+}
+std::vector<float> read_values(Context& ctx, const Tensor& t) {
+  if (t.dtype == DType::f32) return ctx.read<float>(t);
+  std::vector<float> v;
+  for (uint16_t h : ctx.read<uint16_t>(t)) v.push_back(f16_to_f32(h));
   return v;
 }
 
@@ -54,8 +71,12 @@ double since_ms(std::chrono::steady_clock::time_point t0) {
 
 int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
   Context ctx(ContextOptions{c.device});
+  const DType dtype = o.dtype == "f16" ? DType::f16 : DType::f32;
+  // An f16 Y is rounded to 11 significant bits: relative to the largest value, half an ulp is 2^-12 of it.
+  const double tolerance = dtype == DType::f16 ? 1e-3 : 1e-4;
   const bool stamps = ctx.info().timestamps;
-  std::printf("matmul fp32, Y = X·Wᵀ (X [M,K], W [N,K]) on %s\n", ctx.info().name.c_str());
+  std::printf("matmul, %s storage and fp32 sums, Y = X·Wᵀ (X [M,K], W [N,K]) on %s\n", o.dtype.c_str(),
+              ctx.info().name.c_str());
   std::printf("GPU: median of %d runs after a warm-up, %s; CPU: naive i-j-k loop, 1 thread%s\n", o.repeats,
               stamps ? "GPU timestamps" : "host clock (no timestamps on this queue)", o.skip_cpu ? ", skipped" : "");
   std::printf("%6s %6s %6s  %10s %10s  %10s %10s  %8s  %s\n", "M", "N", "K", "GPU ms", "GFLOP/s", "CPU ms", "GFLOP/s",
@@ -63,12 +84,12 @@ int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
 
   bool wrong = false;
   for (const Size& s : {Size{512, 512, 512}, Size{1024, 1024, 1024}, Size{2048, 1408, 512}}) {
-    const auto x = random_values(s.M * s.K, 1), w = random_values(s.N * s.K, 2);
+    const auto x = random_values(s.M * s.K, 1, dtype), w = random_values(s.N * s.K, 2, dtype);
     Arena arena(ctx, "bench matmul");
-    Tensor X = arena.alloc(DType::f32, {s.M, s.K}), W = arena.alloc(DType::f32, {s.N, s.K});
-    Tensor Y = arena.alloc(DType::f32, {s.M, s.N});
-    ctx.write(X, x);
-    ctx.write(W, w);
+    Tensor X = arena.alloc(dtype, {s.M, s.K}), W = arena.alloc(dtype, {s.N, s.K});
+    Tensor Y = arena.alloc(dtype, {s.M, s.N});
+    write_values(ctx, X, x);
+    write_values(ctx, W, w);
 
     Program p(ctx, "bench matmul", /*profile=*/true);
     ops::linear(p, X, W, Y);
@@ -80,7 +101,7 @@ int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
       runs.push_back(stamps ? p.timings().at(0).ms : since_ms(t0));
     }
     const double gpu_ms = median(runs);
-    const std::vector<float> got = ctx.read<float>(Y);
+    const std::vector<float> got = read_values(ctx, Y);
 
     // Without the timed loop, the check still computes every 16th row.
     const int64_t step = o.skip_cpu ? 16 : 1;
@@ -95,7 +116,7 @@ int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
         scale = std::max(scale, double(std::fabs(want[i * s.N + j])));
       }
     if (std::any_of(got.begin(), got.end(), [](float v) { return !std::isfinite(v); })) err = INFINITY;
-    wrong |= !(err / scale <= 1e-4);
+    wrong |= !(err / scale <= tolerance);
 
     std::printf("%6lld %6lld %6lld  %10.3f %10.1f", (long long)s.M, (long long)s.N, (long long)s.K, gpu_ms,
                 s.flop() / (gpu_ms * 1e6));

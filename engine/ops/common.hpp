@@ -20,11 +20,13 @@ inline uint32_t stride_groups(int64_t n, uint32_t group = kGroupSize) {
 }
 
 // Calls fn(start, count) over [0, n) in pieces whose bytes (at `elem_bytes` per element, the widest
-// bound type) fit one binding. Pieces are whole multiples of 4096 elements, so every start stays aligned
+// bound type) fit one binding even when bound from the aligned offset below a view's start (aligned_span).
+// Pieces are whole multiples of 4096 elements, so the starts of pieces of an aligned tensor stay aligned
 // beyond any device's storage offset alignment (Vulkan's 128 MiB minimum range keeps pieces non-empty).
 inline void for_each_piece(const Context& ctx, int64_t n, uint32_t elem_bytes,
                            const std::function<void(int64_t start, int64_t count)>& fn) {
-  int64_t piece = int64_t(ctx.info().max_storage_buffer_range / elem_bytes) / 4096 * 4096;
+  const DeviceInfo& d = ctx.info();
+  int64_t piece = int64_t((d.max_storage_buffer_range - d.min_storage_offset_alignment) / elem_bytes) / 4096 * 4096;
   for (int64_t start = 0; start < n; start += piece) fn(start, std::min(piece, n - start));
 }
 

@@ -46,29 +46,46 @@ void check_linear(const char* op, const char* w_name, const Tensor& w, const cha
                 " [...,N] with the same leading dims");
 }
 
+// The widest load, 4, 2 or 1 elements, that divides both the stored row length and the elements before the
+// matrix in its binding: then no load straddles a row (or the matrix's edge) and each is aligned to its size.
+uint32_t load_width(const Tensor& t, uint32_t skip) {
+  for (uint32_t w : {4u, 2u})
+    if (t.dim(-1) % w == 0 && skip % w == 0) return w;
+  return 1;
+}
+
 // One dispatch; every operand fits a binding (or the binding check says why not).
 void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s, int64_t M,
                       int64_t N, int64_t K) {
-  const DeviceInfo& d = p.context().info();
+  const Context& ctx = p.context();
+  const DeviceInfo& d = ctx.info();
   const int64_t count = C.numel() / (M * N);
   const Tiles t = choose_tiles(d, s.tile, M, N, count);
   if (t.tx * t.ty > d.max_workgroup_invocations)
     throw Error("matmul: device '" + d.name + "' allows only " + std::to_string(d.max_workgroup_invocations) +
                 " invocations per workgroup, fewer than the " + std::to_string(t.tx * t.ty) + " it needs");
+  auto [a, skip_a] = aligned_span(ctx, A, 0, A.numel());
+  auto [b, skip_b] = aligned_span(ctx, B, 0, B.numel());
+  auto [c, skip_c] = aligned_span(ctx, C, 0, C.numel());
   struct Push {
-    uint32_t M, N, K, batch_a, batch_b, batch_c, accumulate;
+    uint32_t M, N, K, batch_a, batch_b, batch_c, accumulate, skip_a, skip_b, skip_c;
   };
   const uint32_t batch_a = A.rank() > 2 ? uint32_t(M * K) : 0, batch_b = B.rank() > 2 ? uint32_t(K * N) : 0;
-  const Push push{uint32_t(M), uint32_t(N), uint32_t(K), batch_a, batch_b, uint32_t(M * N), s.accumulate};
+  const Push push{uint32_t(M), uint32_t(N), uint32_t(K), batch_a, batch_b, uint32_t(M * N), s.accumulate,
+                  skip_a, skip_b, skip_c};
+  // A variant per form and storage; a cooperative-matrix path would be chosen here, by device and size.
   std::string variant = std::string("matmul.") + (s.trans_a ? 't' : 'n') + (s.trans_b ? 't' : 'n');
-  const Kernel& k = p.context().kernel({variant, 3, sizeof(Push), {t.tx, t.ty, t.tm, t.tn, t.bk}});
-  p.dispatch(k, {in(A), in(B), s.accumulate ? inout(C) : out(C)}, push, uint32_t((N + t.bn() - 1) / t.bn()),
+  if (A.dtype == DType::f16) variant += C.dtype == DType::f16 ? "_f16" : "_f16_f32out";
+  const Kernel& k = p.context().kernel(
+      {variant, 3, sizeof(Push), {t.tx, t.ty, t.tm, t.tn, t.bk, load_width(A, skip_a), load_width(B, skip_b)}});
+  p.dispatch(k, {in(a), in(b), s.accumulate ? inout(c) : out(c)}, push, uint32_t((N + t.bn() - 1) / t.bn()),
              uint32_t((M + t.bm() - 1) / t.bm()), uint32_t(count),
              variant + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
 }
 
 // Units (batch entries or rows) per piece, so that each split operand, `unit_bytes` a unit (0: not split),
-// fits one binding, in steps that keep every piece's start aligned for binding; 0 if no step fits.
+// fits one binding (from the aligned offset at or below it), in steps that keep the pieces' starts as aligned
+// as the first one's; 0 if no step fits.
 int64_t units_per_piece(const DeviceInfo& d, std::initializer_list<int64_t> unit_bytes) {
   const int64_t align = int64_t(d.min_storage_offset_alignment);
   int64_t step = 1, widest = 1;
@@ -76,7 +93,7 @@ int64_t units_per_piece(const DeviceInfo& d, std::initializer_list<int64_t> unit
     step = std::lcm(step, align / std::gcd(align, b));
     widest = std::max(widest, b);
   }
-  return int64_t(d.max_storage_buffer_range) / widest / step * step;
+  return (int64_t(d.max_storage_buffer_range) - align) / widest / step * step;
 }
 
 }  // namespace
@@ -88,9 +105,12 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
   };
   for (const Tensor* t : {&A, &B, &C}) {
     if (!*t) fail("a tensor is not allocated");
-    if (t->dtype != DType::f32) fail("tensors must be f32");
     if (t->rank() < 2) fail("tensors need 2 dims or more");
   }
+  const bool f16_in = A.dtype == DType::f16;
+  if (A.dtype != B.dtype || (A.dtype != DType::f32 && !f16_in)) fail("A and B must be both f32 or both f16");
+  if (C.dtype != DType::f32 && !(f16_in && C.dtype == DType::f16)) fail("C must be f32, or f16 when A and B are");
+  if (f16_in) require_16bit(p.context(), "matmul");
   const int64_t M = s.trans_a ? A.dim(-1) : A.dim(-2), K = s.trans_a ? A.dim(-2) : A.dim(-1);
   const int64_t N = s.trans_b ? B.dim(-2) : B.dim(-1), KB = s.trans_b ? B.dim(-1) : B.dim(-2);
   if (K != KB) fail("inner dims differ, K " + std::to_string(K) + " vs " + std::to_string(KB));
@@ -103,32 +123,37 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
 
   // Past maxStorageBufferRange, pieces along a dim whose slices are contiguous in the large operands: batch
   // entries; else rows of A and C; else (A transposed) k, summed into C piece after piece. Where no split
-  // applies, or a single unit is too large, the binding check names the tensor.
-  const DeviceInfo& d = p.context().info();
-  const uint64_t range = d.max_storage_buffer_range;
+  // applies, or a single unit is too large, the binding check names the tensor. An f16 C summed over k
+  // pieces is rounded once per piece.
+  const Context& ctx = p.context();
+  const DeviceInfo& d = ctx.info();
   const int64_t count = C.numel() / (M * N);
+  const int64_t ea = int64_t(dtype_size(A.dtype)), eb = int64_t(dtype_size(B.dtype)), ec = int64_t(dtype_size(C.dtype));
+  auto fits = [&](const Tensor& t) {
+    return aligned_span(ctx, t, 0, t.numel()).first.bytes() <= d.max_storage_buffer_range;
+  };
   auto in_pieces = [&](int64_t units, std::initializer_list<int64_t> unit_bytes,
                        const std::function<void(int64_t, int64_t)>& piece) {
     const int64_t per = units_per_piece(d, unit_bytes);
     if (per == 0) return dispatch_product(p, A, B, C, s, M, N, K);
     for (int64_t u = 0; u < units; u += per) piece(u, std::min(per, units - u));
   };
-  if (A.bytes() <= range && B.bytes() <= range && C.bytes() <= range) {
+  if (fits(A) && fits(B) && fits(C)) {
     dispatch_product(p, A, B, C, s, M, N, K);
   } else if (count > 1) {
     auto entries = [](const Tensor& t, int64_t u, int64_t n) {
       return t.rank() > 2 ? t.view(u * t.dim(-2) * t.dim(-1), {n, t.dim(-2), t.dim(-1)}) : t;
     };
-    in_pieces(count, {A.rank() > 2 ? M * K * 4 : 0, B.rank() > 2 ? K * N * 4 : 0, M * N * 4},
+    in_pieces(count, {A.rank() > 2 ? M * K * ea : 0, B.rank() > 2 ? K * N * eb : 0, M * N * ec},
               [&](int64_t u, int64_t n) {
                 dispatch_product(p, entries(A, u, n), entries(B, u, n), entries(C, u, n), s, M, N, K);
               });
   } else if (!s.trans_a) {
-    in_pieces(M, {K * 4, N * 4}, [&](int64_t u, int64_t n) {
+    in_pieces(M, {K * ea, N * ec}, [&](int64_t u, int64_t n) {
       dispatch_product(p, A.view(u * K, {n, K}), B, C.view(u * N, {n, N}), s, n, N, K);
     });
   } else if (!s.trans_b) {
-    in_pieces(K, {M * 4, N * 4}, [&](int64_t u, int64_t n) {
+    in_pieces(K, {M * ea, N * eb}, [&](int64_t u, int64_t n) {
       MatmulSpec piece = s;
       piece.accumulate = s.accumulate || u > 0;
       dispatch_product(p, A.view(u * M, {n, M}), B.view(u * N, {n, N}), C, piece, M, N, n);

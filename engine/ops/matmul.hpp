@@ -1,6 +1,8 @@
 #pragma once
-// fp32 matrix products (shaders/matmul.comp). Tensors are row-major; the last two dims are the matrix and
-// any leading dims a batch.
+// Matrix products (shaders/matmul.comp), summed in fp32. Tensors are row-major, views at any offset; the last
+// two dims are the matrix and any leading dims a batch. Storage is picked by dtype: A, B and C f32; or A and B
+// f16 with C f16 (rounded once, on store) or f32 (e.g. weight gradients summed into fp32), which needs
+// 16-bit support (ops::has_16bit).
 #include "engine/program.hpp"
 
 namespace vkm::ops {

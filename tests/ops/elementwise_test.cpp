@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "engine/error.hpp"
+#include "engine/ops/common.hpp"
 #include "tests/reference/elementwise.hpp"
 #include "tests/support/test_util.hpp"
 
@@ -13,22 +14,40 @@ namespace {
 using test::ctx;
 
 // Runs `record` twice, each time after `prepare` (which writes the inputs and poisons the outputs), expects
-// `result` bit-identical both times, and returns it.
+// `result` (f32 or f16) bit-identical both times, and returns its values.
 std::vector<double> run_twice(const std::function<void()>& prepare, const std::function<void(Program&)>& record,
                               const Tensor& result) {
-  std::vector<uint32_t> bits[2];
-  for (auto& b : bits) {
+  std::vector<uint8_t> bytes[2];
+  for (auto& b : bytes) {
     prepare();
     test::run(record);
-    b = ctx().read<uint32_t>(result);
+    b = ctx().read<uint8_t>(result);
   }
-  EXPECT_TRUE(bits[0] == bits[1]) << "two runs gave different bits";
-  std::vector<double> out(bits[0].size());
+  EXPECT_TRUE(bytes[0] == bytes[1]) << "two runs gave different bits";
+  std::vector<double> out(result.numel());
   for (size_t i = 0; i < out.size(); ++i) {
-    float f;
-    std::memcpy(&f, &bits[0][i], 4);
-    out[i] = f;
+    if (result.dtype == DType::f16) {
+      uint16_t h;
+      std::memcpy(&h, &bytes[0][2 * i], 2);
+      out[i] = f16_to_f32(h);
+    } else {
+      float f;
+      std::memcpy(&f, &bytes[0][4 * i], 4);
+      out[i] = f;
+    }
   }
+  return out;
+}
+
+// f16 bit patterns of v, and the values they hold: what the reference is fed.
+std::vector<uint16_t> to_f16(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  return h;
+}
+ref::Vec f16_values(const std::vector<float>& v) {
+  ref::Vec out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = ref::round_f16(v[i]);
   return out;
 }
 
@@ -85,6 +104,45 @@ TEST_P(ElementwiseTest, InPlace) {
   EXPECT_LE(test::rel_l2(got, ref::scale(ref::add(test::to_double(av), test::to_double(bv)), alpha)), 1e-5);
 }
 
+// f16 storage, fp32 sum: within the one rounding of the result to f16 of the sum of the stored inputs.
+TEST_P(ElementwiseTest, AddF16) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "needs 16-bit storage and arithmetic";
+  const int64_t n = GetParam();
+  Arena arena(ctx(), "add_f16");
+  Tensor a = arena.alloc(DType::f16, {n}), b = arena.alloc(DType::f16, {n}), o = arena.alloc(DType::f16, {n});
+  std::vector<float> av = test::random_floats(n, 6), bv = test::random_floats(n, 7);
+  std::vector<double> got = run_twice(
+      [&] {
+        ctx().write(a, to_f16(av));
+        ctx().write(b, to_f16(bv));
+        test::poison(o);
+      },
+      [&](Program& p) { ops::add(p, a, b, o); }, o);
+  EXPECT_LE(test::rel_l2(got, ref::add(f16_values(av), f16_values(bv))), 5e-3);
+}
+
+// The residual stream's update in f16, in place: r += x, twice in one program.
+TEST_P(ElementwiseTest, AddIntoF16) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "needs 16-bit storage and arithmetic";
+  const int64_t n = GetParam();
+  Arena arena(ctx(), "add_into_f16");
+  Tensor r = arena.alloc(DType::f16, {n}), x = arena.alloc(DType::f16, {n});
+  std::vector<float> rv = test::random_floats(n, 8), xv = test::random_floats(n, 9);
+  std::vector<double> got = run_twice(
+      [&] {
+        ctx().write(r, to_f16(rv));
+        ctx().write(x, to_f16(xv));
+      },
+      [&](Program& p) {
+        ops::add(p, r, x, r);
+        ops::add(p, r, x, r);
+      },
+      r);
+  ref::Vec once = ref::add(f16_values(rv), f16_values(xv));
+  for (double& v : once) v = ref::round_f16(v);  // stored between the two adds
+  EXPECT_LE(test::rel_l2(got, ref::add(once, f16_values(xv))), 5e-3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest, testing::Values(1, 7, 33, 64, 257, 1000003));
 
 // Over maxStorageBufferRange (128 MiB on lavapipe), so each op runs in pieces. Integer-valued inputs keep
@@ -111,6 +169,28 @@ TEST(ElementwiseLarge, AddThenScaleInPieces) {
   EXPECT_EQ(wrong, 0);
 }
 
+// f16 pieces hold twice the elements of f32 ones. Sums of small integers are exact in f16, and b varies with
+// the high bits of the index, so a misplaced piece shows.
+TEST(ElementwiseLarge, AddF16InPieces) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "needs 16-bit storage and arithmetic";
+  const int64_t n = 72ll << 20;  // 144 MiB of f16
+  Arena arena(ctx(), "big", MemoryKind::device, 160ull << 20);
+  Tensor a = arena.alloc(DType::f16, {n}), b = arena.alloc(DType::f16, {n}), o = arena.alloc(DType::f16, {n});
+  std::vector<float> av(n), bv(n);
+  for (int64_t i = 0; i < n; ++i) {
+    av[i] = float(i % 512);
+    bv[i] = float(i / 65536);
+  }
+  ctx().write(a, to_f16(av));
+  ctx().write(b, to_f16(bv));
+  test::poison(o);
+  test::run([&](Program& p) { ops::add(p, a, b, o); });
+  std::vector<uint16_t> got = ctx().read<uint16_t>(o);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) wrong += f16_to_f32(got[i]) != av[i] + bv[i];
+  EXPECT_EQ(wrong, 0);
+}
+
 TEST(ElementwiseErrors, RejectsMismatchedOrOverlappingTensors) {
   Arena arena(ctx(), "errors");
   Tensor a = arena.alloc(DType::f32, {64}), b = arena.alloc(DType::f32, {65}), i = arena.alloc(DType::i32, {64});
@@ -119,6 +199,10 @@ TEST(ElementwiseErrors, RejectsMismatchedOrOverlappingTensors) {
   EXPECT_THROW(ops::scale(p, i, 2.0f, a), Error);
   EXPECT_THROW(ops::scale(p, a.view(0, {32}), 2.0f, a.view(16, {32})), Error);
   EXPECT_NO_THROW(ops::scale(p, a.reshape({8, 8}), 2.0f, a));  // same elements in another shape
+  Tensor h = arena.alloc(DType::f16, {64});
+  EXPECT_THROW(ops::add(p, a, h, a), Error);  // one dtype throughout
+  EXPECT_THROW(ops::add(p, h, h, a), Error);
+  EXPECT_THROW(ops::scale(p, h, 2.0f, h), Error);  // scale is f32 only
 }
 
 }  // namespace

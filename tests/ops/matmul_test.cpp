@@ -1,10 +1,10 @@
 #include "engine/ops/matmul.hpp"
 
-#include <cstring>
 #include <functional>
 #include <tuple>
 
 #include "engine/error.hpp"
+#include "engine/ops/common.hpp"
 #include "tests/reference/matmul.hpp"
 #include "tests/support/test_util.hpp"
 
@@ -13,37 +13,82 @@ namespace {
 
 using test::ctx;
 
+// fp32 sums over up to 257 terms; an f16 output is off by its rounding, at most half an f16 ulp.
 constexpr double kTol = 1e-4;
+constexpr double kTolF16 = 5e-3;
+
+double tolerance(const Tensor& out) { return out.dtype == DType::f16 ? kTolF16 : kTol; }
+
+// Seeded values that f16 holds exactly (round_f16 of random floats), so the reference sees what the device reads.
+std::vector<float> f16_floats(size_t n, uint32_t seed) {
+  std::vector<float> v = test::random_floats(n, seed);
+  for (float& x : v) x = float(ref::round_f16(x));
+  return v;
+}
+
+// Host values into and out of an f32 or f16 tensor (f16: values it holds exactly, as from f16_floats).
+void write(const Tensor& t, const std::vector<float>& v) {
+  if (t.dtype == DType::f32) return ctx().write(t, v);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  ctx().write(t, h);
+}
+std::vector<float> read(const Tensor& t) {
+  if (t.dtype == DType::f32) return ctx().read<float>(t);
+  std::vector<float> v;
+  for (uint16_t h : ctx().read<uint16_t>(t)) v.push_back(f16_to_f32(h));
+  return v;
+}
 
 // Sets `out` to `init` (or poisons it when `init` is empty), runs `record`, and does it all again: both runs
 // must give the same bits. Returns the result.
 std::vector<float> run_twice(const Tensor& out, const std::vector<float>& init,
                              const std::function<void(Program&)>& record) {
-  std::vector<float> first;
+  std::vector<uint8_t> first;
   for (int run = 0; run < 2; ++run) {
     if (init.empty())
       test::poison(out);
     else
-      ctx().write(out, init);
+      write(out, init);
     test::run(record);
-    std::vector<float> got = ctx().read<float>(out);
+    std::vector<uint8_t> got = ctx().read<uint8_t>(out);
     if (run == 0)
       first = std::move(got);
     else
-      EXPECT_EQ(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)), 0) << "two runs differ";
+      EXPECT_EQ(first, got) << "two runs differ";
   }
-  return first;
+  return read(out);
 }
 
-// got must be want (+ init when accumulating); a NaN or infinity anywhere makes rel_l2 infinite.
-void expect_close(const std::vector<float>& got, ref::Vec want, const std::vector<float>& init) {
+// got must be want (+ init when accumulating) within the output dtype's tolerance; a NaN or infinity
+// anywhere makes rel_l2 infinite.
+void expect_close(const std::vector<float>& got, ref::Vec want, const std::vector<float>& init,
+                  double tol = kTol) {
   for (size_t i = 0; i < init.size(); ++i) want[i] += init[i];
-  EXPECT_LE(test::rel_l2(test::to_double(got), want), kTol);
+  EXPECT_LE(test::rel_l2(test::to_double(got), want), tol);
 }
 
-// Random initial contents of an output when accumulating, none (poison) otherwise.
-std::vector<float> initial(bool accumulate, int64_t n, uint32_t seed) {
-  return accumulate ? test::random_floats(n, seed) : std::vector<float>{};
+// Seeded values a tensor of dtype t holds exactly.
+std::vector<float> values(DType t, size_t n, uint32_t seed) {
+  return t == DType::f16 ? f16_floats(n, seed) : test::random_floats(n, seed);
+}
+
+// Random initial contents of an output of dtype t when accumulating, none (poison) otherwise.
+std::vector<float> initial(bool accumulate, DType t, int64_t n, uint32_t seed) {
+  return accumulate ? values(t, n, seed) : std::vector<float>{};
+}
+
+// What the three tensors of a product are stored as: the inputs' dtype and the output's.
+struct Storage {
+  DType in, out;
+};
+// Every storage the device runs: the f16 ones need 16-bit support.
+std::vector<Storage> storages() {
+  if (!ops::has_16bit(ctx())) return {{DType::f32, DType::f32}};
+  return {{DType::f32, DType::f32}, {DType::f16, DType::f16}, {DType::f16, DType::f32}};
+}
+std::string describe(const Storage& s) {
+  return std::string(dtype_name(s.in)) + " inputs, " + std::string(dtype_name(s.out)) + " output";
 }
 
 class MatmulTest : public testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
@@ -51,43 +96,83 @@ class MatmulTest : public testing::TestWithParam<std::tuple<int64_t, int64_t, in
 TEST_P(MatmulTest, LinearForms) {
   const auto [M, N, K] = GetParam();
   Arena arena(ctx(), "matmul");
-  const auto x = test::random_floats(M * K, 1), w = test::random_floats(N * K, 2), dy = test::random_floats(M * N, 3);
-  Tensor X = arena.alloc(DType::f32, {M, K}), W = arena.alloc(DType::f32, {N, K}), dY = arena.alloc(DType::f32, {M, N});
-  Tensor Y = arena.alloc(DType::f32, {M, N}), dX = arena.alloc(DType::f32, {M, K}),
-         dW = arena.alloc(DType::f32, {N, K});
-  ctx().write(X, x);
-  ctx().write(W, w);
-  ctx().write(dY, dy);
-  for (bool acc : {false, true}) {
-    SCOPED_TRACE(acc ? "accumulate" : "overwrite");
-    auto y0 = initial(acc, M * N, 4), dx0 = initial(acc, M * K, 5), dw0 = initial(acc, N * K, 6);
-    expect_close(run_twice(Y, y0, [&](Program& p) { ops::linear(p, X, W, Y, acc); }), ref::linear(x, w, M, N, K), y0);
-    expect_close(run_twice(dX, dx0, [&](Program& p) { ops::linear_backward_input(p, dY, W, dX, acc); }),
-                 ref::linear_backward_input(dy, w, M, N, K), dx0);
-    expect_close(run_twice(dW, dw0, [&](Program& p) { ops::linear_backward_weight(p, dY, X, dW, acc); }),
-                 ref::linear_backward_weight(dy, x, M, N, K), dw0);
+  for (const Storage& st : storages()) {
+    const auto x = values(st.in, M * K, 1), w = values(st.in, N * K, 2), dy = values(st.in, M * N, 3);
+    Tensor X = arena.alloc(st.in, {M, K}), W = arena.alloc(st.in, {N, K}), dY = arena.alloc(st.in, {M, N});
+    Tensor Y = arena.alloc(st.out, {M, N}), dX = arena.alloc(st.out, {M, K}), dW = arena.alloc(st.out, {N, K});
+    write(X, x);
+    write(W, w);
+    write(dY, dy);
+    for (bool acc : {false, true}) {
+      SCOPED_TRACE(describe(st) + (acc ? ", accumulate" : ", overwrite"));
+      auto y0 = initial(acc, st.out, M * N, 4), dx0 = initial(acc, st.out, M * K, 5),
+           dw0 = initial(acc, st.out, N * K, 6);
+      expect_close(run_twice(Y, y0, [&](Program& p) { ops::linear(p, X, W, Y, acc); }), ref::linear(test::to_double(x), test::to_double(w), M, N, K),
+                   y0, tolerance(Y));
+      expect_close(run_twice(dX, dx0, [&](Program& p) { ops::linear_backward_input(p, dY, W, dX, acc); }),
+                   ref::linear_backward_input(test::to_double(dy), test::to_double(w), M, N, K), dx0, tolerance(dX));
+      expect_close(run_twice(dW, dw0, [&](Program& p) { ops::linear_backward_weight(p, dY, X, dW, acc); }),
+                   ref::linear_backward_weight(test::to_double(dy), test::to_double(x), M, N, K), dw0, tolerance(dW));
+    }
   }
 }
 
 TEST_P(MatmulTest, EveryVariantAndTile) {
   const auto [M, N, K] = GetParam();
   Arena arena(ctx(), "matmul");
-  const auto a = test::random_floats(M * K, 7), b = test::random_floats(K * N, 8);
-  Tensor C = arena.alloc(DType::f32, {M, N});
+  for (const Storage& st : storages()) {
+    const auto a = values(st.in, M * K, 7), b = values(st.in, K * N, 8);
+    Tensor C = arena.alloc(st.out, {M, N});
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        Tensor A = arena.alloc(st.in, ta ? Shape{K, M} : Shape{M, K});
+        Tensor B = arena.alloc(st.in, tb ? Shape{N, K} : Shape{K, N});
+        write(A, a);
+        write(B, b);
+        const ref::Vec want = ref::matmul(test::to_double(a), test::to_double(b), M, N, K, ta, tb);
+        for (auto tile : {ops::MatmulTile::t64, ops::MatmulTile::t128})
+          for (bool acc : {false, true}) {
+            SCOPED_TRACE(testing::Message() << describe(st) << ", trans_a " << ta << " trans_b " << tb << " tile "
+                                            << (tile == ops::MatmulTile::t64 ? 64 : 128) << " accumulate " << acc);
+            auto c0 = initial(acc, st.out, M * N, 9);
+            expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc, tile}); }), want,
+                         c0, tolerance(C));
+          }
+      }
+  }
+}
+
+// An f16 C is the fp32 result rounded once, to nearest even. The same product into an f32 C runs the same
+// sums (the variants differ only in the store), so rounding that on the host must give the same bits.
+TEST_P(MatmulTest, F16OutputRoundsOnce) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the device lacks 16-bit support";
+  const auto [M, N, K] = GetParam();
+  Arena arena(ctx(), "matmul");
+  const auto a = f16_floats(M * K, 18), b = f16_floats(K * N, 19);
+  Tensor Ch = arena.alloc(DType::f16, {M, N}), Cf = arena.alloc(DType::f32, {M, N});
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      Tensor A = arena.alloc(DType::f32, ta ? Shape{K, M} : Shape{M, K});
-      Tensor B = arena.alloc(DType::f32, tb ? Shape{N, K} : Shape{K, N});
-      ctx().write(A, a);
-      ctx().write(B, b);
-      const ref::Vec want = ref::matmul(a, b, M, N, K, ta, tb);
-      for (auto tile : {ops::MatmulTile::t64, ops::MatmulTile::t128})
-        for (bool acc : {false, true}) {
-          SCOPED_TRACE(testing::Message() << "trans_a " << ta << " trans_b " << tb << " tile "
-                                          << (tile == ops::MatmulTile::t64 ? 64 : 128) << " accumulate " << acc);
-          auto c0 = initial(acc, M * N, 9);
-          expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc, tile}); }), want, c0);
-        }
+      Tensor A = arena.alloc(DType::f16, ta ? Shape{K, M} : Shape{M, K});
+      Tensor B = arena.alloc(DType::f16, tb ? Shape{N, K} : Shape{K, N});
+      write(A, a);
+      write(B, b);
+      for (bool acc : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "trans_a " << ta << " trans_b " << tb << " accumulate " << acc);
+        auto c0 = initial(acc, DType::f16, M * N, 20);
+        for (const Tensor& C : {Ch, Cf}) acc ? write(C, c0) : test::poison(C);
+        test::run([&](Program& p) {
+          ops::matmul(p, A, B, Ch, {ta, tb, acc});
+          ops::matmul(p, A, B, Cf, {ta, tb, acc});
+        });
+        const auto half = ctx().read<uint16_t>(Ch);
+        const auto full = ctx().read<float>(Cf);
+        size_t wrong = 0;
+        for (size_t i = 0; i < half.size(); ++i)
+          if (half[i] != f32_to_f16(full[i]) && wrong++ == 0)
+            ADD_FAILURE() << "element " << i << ": f16 C holds " << f16_to_f32(half[i]) << ", the f32 C "
+                          << full[i] << " rounds to " << f16_to_f32(f32_to_f16(full[i]));
+        EXPECT_EQ(wrong, 0u);
+      }
     }
 }
 
@@ -95,7 +180,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(7, 7, 7),
                                          std::make_tuple(33, 33, 33), std::make_tuple(64, 64, 64),
                                          std::make_tuple(257, 257, 257), std::make_tuple(33, 257, 7),
-                                         std::make_tuple(257, 1, 64), std::make_tuple(7, 64, 257)),
+                                         std::make_tuple(257, 1, 64), std::make_tuple(7, 64, 257),
+                                         std::make_tuple(10, 34, 66)),
                          [](const auto& info) {
                            return "M" + std::to_string(std::get<0>(info.param)) + "_N" +
                                   std::to_string(std::get<1>(info.param)) + "_K" +
@@ -116,29 +202,30 @@ TEST(MatmulBatch, BatchedAndShared) {
   struct Case {
     bool ta, tb, a_batched, b_batched, acc;
   };
-  for (const Case& c : {Case{false, false, true, true, false}, Case{true, false, true, true, true},
-                        Case{false, true, true, false, false}, Case{true, true, false, true, true}}) {
-    SCOPED_TRACE(testing::Message() << "trans_a " << c.ta << " trans_b " << c.tb << " A batched " << c.a_batched
-                                    << " B batched " << c.b_batched << " accumulate " << c.acc);
-    auto with_batch = [&](bool batched, Shape m) {
-      if (batched) m.insert(m.begin(), batch.begin(), batch.end());
-      return m;
-    };
-    Tensor A = arena.alloc(DType::f32, with_batch(c.a_batched, c.ta ? Shape{K, M} : Shape{M, K}));
-    Tensor B = arena.alloc(DType::f32, with_batch(c.b_batched, c.tb ? Shape{N, K} : Shape{K, N}));
-    Tensor C = arena.alloc(DType::f32, with_batch(true, {M, N}));
-    const auto a = test::random_floats(A.numel(), 10), b = test::random_floats(B.numel(), 11);
-    ctx().write(A, a);
-    ctx().write(B, b);
-    auto c0 = initial(c.acc, C.numel(), 12);
-    std::vector<float> got = run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {c.ta, c.tb, c.acc}); });
-    ref::Vec want;
-    for (int64_t z = 0; z < count; ++z) {
-      ref::Vec part = ref::matmul(entry(a, z, M * K), entry(b, z, K * N), M, N, K, c.ta, c.tb);
-      want.insert(want.end(), part.begin(), part.end());
+  for (const Storage& st : storages())
+    for (const Case& c : {Case{false, false, true, true, false}, Case{true, false, true, true, true},
+                          Case{false, true, true, false, false}, Case{true, true, false, true, true}}) {
+      SCOPED_TRACE(testing::Message() << describe(st) << ", trans_a " << c.ta << " trans_b " << c.tb << " A batched "
+                                      << c.a_batched << " B batched " << c.b_batched << " accumulate " << c.acc);
+      auto with_batch = [&](bool batched, Shape m) {
+        if (batched) m.insert(m.begin(), batch.begin(), batch.end());
+        return m;
+      };
+      Tensor A = arena.alloc(st.in, with_batch(c.a_batched, c.ta ? Shape{K, M} : Shape{M, K}));
+      Tensor B = arena.alloc(st.in, with_batch(c.b_batched, c.tb ? Shape{N, K} : Shape{K, N}));
+      Tensor C = arena.alloc(st.out, with_batch(true, {M, N}));
+      const auto a = values(st.in, A.numel(), 10), b = values(st.in, B.numel(), 11);
+      write(A, a);
+      write(B, b);
+      auto c0 = initial(c.acc, st.out, C.numel(), 12);
+      std::vector<float> got = run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {c.ta, c.tb, c.acc}); });
+      ref::Vec want;
+      for (int64_t z = 0; z < count; ++z) {
+        ref::Vec part = ref::matmul(test::to_double(entry(a, z, M * K)), test::to_double(entry(b, z, K * N)), M, N, K, c.ta, c.tb);
+        want.insert(want.end(), part.begin(), part.end());
+      }
+      expect_close(got, want, c0, tolerance(C));
     }
-    expect_close(got, want, c0);
-  }
 }
 
 TEST(MatmulLinear, FlattensLeadingDims) {
@@ -149,7 +236,40 @@ TEST(MatmulLinear, FlattensLeadingDims) {
          Y = arena.alloc(DType::f32, {B, T, N});
   ctx().write(X, x);
   ctx().write(W, w);
-  expect_close(run_twice(Y, {}, [&](Program& p) { ops::linear(p, X, W, Y); }), ref::linear(x, w, B * T, N, K), {});
+  expect_close(run_twice(Y, {}, [&](Program& p) { ops::linear(p, X, W, Y); }), ref::linear(test::to_double(x), test::to_double(w), B * T, N, K), {});
+}
+
+// Operands that start anywhere in their buffers, with loads of 4, 2 and 1 elements: each view starts `shift`
+// elements into a larger tensor, and loads are as wide as the stored row lengths and that start allow.
+TEST(MatmulViews, AnyOffsetAndLoadWidth) {
+  struct Case {
+    int64_t rows, K, shift;  // M = rows, N = rows + 4
+  };
+  // Rows of 4n, 4n + 2 and odd lengths, each with a start that allows as much, then rows of 4n with a start
+  // that allows only single elements.
+  const Case cases[] = {{8, 68, 8}, {10, 66, 2}, {9, 67, 1}, {8, 68, 1}};
+  Arena arena(ctx(), "matmul");
+  for (const Storage& st : storages())
+    for (const Case& c : cases) {
+      const int64_t M = c.rows, N = c.rows + 4, K = c.K;
+      const auto a = values(st.in, M * K, 21), b = values(st.in, K * N, 22);
+      const bool acc = c.shift == 2;
+      auto c0 = initial(acc, st.out, M * N, 23);
+      auto within = [&](DType t, int64_t n) { return arena.alloc(t, {c.shift + n + 3}); };
+      Tensor a_all = within(st.in, M * K), b_all = within(st.in, K * N), c_all = within(st.out, M * N);
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          SCOPED_TRACE(testing::Message() << describe(st) << ", M " << M << " N " << N << " K " << K << " shift "
+                                          << c.shift << " trans_a " << ta << " trans_b " << tb);
+          Tensor A = a_all.view(c.shift, ta ? Shape{K, M} : Shape{M, K});
+          Tensor B = b_all.view(c.shift, tb ? Shape{N, K} : Shape{K, N});
+          Tensor C = c_all.view(c.shift, {M, N});
+          write(A, a);
+          write(B, b);
+          expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc}); }),
+                       ref::matmul(test::to_double(a), test::to_double(b), M, N, K, ta, tb), c0, tolerance(C));
+        }
+    }
 }
 
 // Past maxStorageBufferRange the product runs in pieces: rows of C for Y = X·Wᵀ and dX = dY·W, batch entries,
@@ -175,14 +295,31 @@ TEST(MatmulLarge, BeyondOneBinding) {
     test::run(record);
     return ctx().read<float>(out);
   };
-  const ref::Vec y = ref::linear(x, w, M, wide, narrow);
+  const ref::Vec y = ref::linear(test::to_double(x), test::to_double(w), M, wide, narrow);
   expect_close(once(Out, [&](Program& p) { ops::linear(p, X, W_nk, Out); }), y, {});
   Tensor x2 = X.reshape({2, M / 2, narrow}), out2 = Out.reshape({2, M / 2, wide});
   expect_close(once(Out, [&](Program& p) { ops::matmul(p, x2, W_nk, out2, {.trans_b = true}); }), y, {});
   expect_close(once(Out, [&](Program& p) { ops::linear_backward_input(p, X, W_kn, Out); }),
-               ref::linear_backward_input(x, w, M, narrow, wide), {});
+               ref::linear_backward_input(test::to_double(x), test::to_double(w), M, narrow, wide), {});
   expect_close(once(dW, [&](Program& p) { ops::linear_backward_weight(p, Big, X, dW, false); }),
-               ref::linear_backward_weight(big, x, M, wide, narrow), {});
+               ref::linear_backward_weight(test::to_double(big), test::to_double(x), M, wide, narrow), {});
+}
+
+// The mixed-precision weight gradient past the range: f16 dY and X, summed into an fp32 dW over slices of k.
+TEST(MatmulLarge, F16BeyondOneBinding) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the device lacks 16-bit support";
+  const uint64_t range = ctx().info().max_storage_buffer_range;
+  if (range > (256ull << 20)) GTEST_SKIP() << "a storage binding of " << range << " bytes is too large to exceed here";
+  const int64_t wide = 1024, narrow = 2, M = int64_t(range / 2) / wide + 300;
+  Arena arena(ctx(), "matmul-large");
+  const auto x = f16_floats(M * narrow, 24), dy = f16_floats(M * wide, 25);
+  Tensor X = arena.alloc(DType::f16, {M, narrow}), dY = arena.alloc(DType::f16, {M, wide});
+  Tensor dW = arena.alloc(DType::f32, {wide, narrow});
+  write(X, x);
+  write(dY, dy);
+  test::poison(dW);
+  test::run([&](Program& p) { ops::linear_backward_weight(p, dY, X, dW, false); });
+  expect_close(read(dW), ref::linear_backward_weight(test::to_double(dy), test::to_double(x), M, wide, narrow), {});
 }
 
 // Each bad call throws vkm::Error naming the offending tensor's shape, and adds nothing to the program.
@@ -204,7 +341,11 @@ TEST(MatmulErrors, BadShapesThrow) {
   expect_error("f32[3,5]", [&] { ops::linear(p, X, W, f32({3, 5})); });                      // Y has the wrong rows
   expect_error("f32[4,7]", [&] { ops::linear_backward_input(p, Y, W, f32({4, 7})); });       // dX has the wrong K
   expect_error("f32[8,5]", [&] { ops::linear_backward_weight(p, Y, X, f32({8, 5})); });      // dW transposed
-  expect_error("f16[5,8]", [&] { ops::linear(p, X, arena.alloc(DType::f16, {5, 8}), Y); });  // not f32
+  expect_error("f16[5,8]", [&] { ops::linear(p, X, arena.alloc(DType::f16, {5, 8}), Y); });  // f32 and f16 inputs
+  expect_error("f16[4,5]", [&] { ops::linear(p, X, W, arena.alloc(DType::f16, {4, 5})); });  // f16 out of f32
+  expect_error("bf16[4,8]", [&] {  // no bf16 products
+    ops::matmul(p, arena.alloc(DType::bf16, {4, 8}), arena.alloc(DType::bf16, {8, 5}), Y);
+  });
   expect_error("f32[5,8]", [&] { ops::matmul(p, X, W, Y); });  // [4,8]·[5,8] without trans_b
   expect_error("f32[3,4,5]", [&] { ops::matmul(p, f32({2, 4, 8}), W, f32({3, 4, 5}), {.trans_b = true}); });
   expect_error("f32[8]", [&] { ops::matmul(p, f32({8}), W, Y, {.trans_b = true}); });             // A is not a matrix

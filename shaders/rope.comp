@@ -1,0 +1,39 @@
+#version 450
+// Rotary position embedding over rows of D = 2 * pairs elements (one head of one token), grid-stride over
+// the (row, i) pairs: element i turns with element i + pairs by the angle whose (cos, sin) is
+// table[t][i], t the row's token, y[i] = x[i] cos - x[i + pairs] sin, y[i + pairs] = x[i + pairs] cos + x[i] sin.
+// With `transpose` the pair turns back (sin negated): the backward. Each pair is read and written by one
+// invocation, so y may be x itself. x and y are f32, or f16 with F16; the table and arithmetic are fp32.
+// Rows are row0 + r of [B, T, H] (row0: this piece's first); the table binding starts at the first
+// position used. Each binding starts `*_skip` elements below what it holds (aligned offsets).
+//! variant f32 -DF16=0
+//! variant f16 -DF16=1
+#if F16
+#include "types.glsl"
+#define ACT float16_t
+#define LOAD(v) f16_to_f32_exact(v)
+#define STORE(v) f32_to_f16_exact(v)
+#else
+#define ACT float
+#define LOAD(v) (v)
+#define STORE(v) (v)
+#endif
+layout(local_size_x_id = 0) in;
+layout(std430, binding = 0) readonly buffer X { ACT x[]; };
+layout(std430, binding = 1) writeonly buffer Y { ACT y[]; };
+layout(std430, binding = 2) readonly buffer Table { float table[]; };  // [positions][pairs][cos, sin]
+layout(push_constant) uniform Push { uint rows, row0, T, H, pairs, x_skip, y_skip, t_skip, transpose; };
+
+void main() {
+  uint n = rows * pairs, stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+  for (uint p = gl_GlobalInvocationID.x; p < n; p += stride) {
+    uint r = p / pairs, i = p - r * pairs;
+    uint t = ((row0 + r) / H) % T;
+    uint at = t_skip + 2 * (t * pairs + i);
+    float c = table[at], s = transpose != 0 ? -table[at + 1] : table[at + 1];
+    uint a = r * 2 * pairs + i;
+    float u = LOAD(x[x_skip + a]), v = LOAD(x[x_skip + a + pairs]);
+    y[y_skip + a] = STORE(u * c - v * s);
+    y[y_skip + a + pairs] = STORE(v * c + u * s);
+  }
+}

@@ -1,0 +1,56 @@
+#version 450
+// SwiGLU, the gate of MiniMind's feed-forward block, over `rows` rows of `cols` elements:
+//   forward:  h = silu(gate) * up, where silu(g) = g * sigmoid(g)
+//   backward: dgate = dh * up * silu'(g), dup = dh * silu(g), where silu'(g) = s * (1 + g * (1 - s)), s = sigmoid(g)
+// Element (r, c) of gate, up, dgate and dup sits at skip + r * ld + c: rows of their own (ld = cols), or the
+// two halves of one fused row [gate | up] (ld = 2 * cols) as one matmul against stacked weights writes it.
+// h and dh are plain [rows, cols]. Storage is f32 or (STORE16) f16; arithmetic is fp32 either way.
+// The skips place each tensor inside a binding that starts at an aligned offset below it.
+//! variant forward_f32 -DFORWARD
+//! variant forward_f16 -DFORWARD -DSTORE16
+//! variant backward_f32 -DBACKWARD
+//! variant backward_f16 -DBACKWARD -DSTORE16
+#ifdef STORE16
+#include "types.glsl"
+#define T float16_t
+#define LOAD(x) f16_to_f32_exact(x)
+#define STORE(x) f32_to_f16_exact(x)
+#else
+#define T float
+#define LOAD(x) (x)
+#define STORE(x) (x)
+#endif
+layout(local_size_x_id = 0) in;
+
+layout(std430, binding = 0) readonly buffer Gate { T gate[]; };
+layout(std430, binding = 1) readonly buffer Up { T up[]; };
+#ifdef FORWARD
+layout(std430, binding = 2) writeonly buffer H { T h[]; };
+#else
+layout(std430, binding = 2) readonly buffer DH { T dh[]; };
+layout(std430, binding = 3) writeonly buffer DGate { T dgate[]; };
+layout(std430, binding = 4) writeonly buffer DUp { T dup[]; };
+#endif
+layout(push_constant) uniform Push {
+  uint rows, cols;
+  uint ld;                        // row stride of gate, up, dgate and dup
+  uint gate_skip, up_skip;
+  uint h_skip;                    // of h (forward) or dh (backward)
+  uint dgate_skip, dup_skip;      // backward only
+};
+
+void main() {
+  uint n = rows * cols, stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += stride) {
+    uint r = i / cols, at = r * ld + (i - r * cols);
+    float g = LOAD(gate[gate_skip + at]), u = LOAD(up[up_skip + at]);
+    float s = 1.0 / (1.0 + exp(-g));  // exp overflows to inf for very negative g, and s goes to 0 as it should
+#ifdef FORWARD
+    h[h_skip + i] = STORE(g * s * u);
+#else
+    float d = LOAD(dh[h_skip + i]);
+    dgate[dgate_skip + at] = STORE(d * u * s * (1.0 + g * (1.0 - s)));
+    dup[dup_skip + at] = STORE(d * g * s);
+#endif
+  }
+}

@@ -1,0 +1,280 @@
+#include "engine/ops/attention.hpp"
+
+#include <cstring>
+#include <functional>
+#include <string>
+#include <tuple>
+
+#include "engine/error.hpp"
+#include "tests/reference/attention.hpp"
+#include "tests/support/test_util.hpp"
+
+namespace vkm {
+namespace {
+
+using test::ctx;
+
+struct Case {
+  std::string name;
+  ref::AttentionShape s;
+  DType dtype = DType::f32;
+  bool backward = true;
+  std::vector<int32_t> lengths = {};  // empty: no padding
+  ops::AttentionTile tile = ops::AttentionTile::automatic;
+};
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+double forward_tol(DType t) { return t == DType::f16 ? 5e-3 : 1e-5; }
+double backward_tol(DType t) { return t == DType::f16 ? 5e-3 : 1e-4; }
+
+// Values as the dtype holds them: what the device is given and the reference is fed.
+std::vector<float> representable(std::vector<float> v, DType t) {
+  if (t == DType::f16)
+    for (float& x : v) x = float(ref::round_f16(x));
+  return v;
+}
+
+void upload(const Tensor& t, const std::vector<float>& v) {
+  if (t.dtype == DType::f32) return ctx().write(t, v);
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  ctx().write(t, h);
+}
+
+std::vector<float> download(const Tensor& t) {
+  if (t.dtype == DType::f32) return ctx().read<float>(t);
+  std::vector<float> v;
+  for (uint16_t h : ctx().read<uint16_t>(t)) v.push_back(f16_to_f32(h));
+  return v;
+}
+
+// Poisons `outputs`, runs `record`, and does it again: both runs must give the same bits. Returns the
+// outputs of the first run, as floats.
+std::vector<std::vector<float>> run_twice(const std::vector<Tensor>& outputs,
+                                          const std::function<void(Program&)>& record) {
+  std::vector<std::vector<uint8_t>> first;
+  std::vector<std::vector<float>> values;
+  for (int run = 0; run < 2; ++run) {
+    for (const Tensor& t : outputs) test::poison(t);
+    test::run(record);
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      std::vector<uint8_t> bits = ctx().read<uint8_t>(outputs[i]);
+      if (run == 0) {
+        first.push_back(bits);
+        values.push_back(download(outputs[i]));
+      } else {
+        EXPECT_EQ(bits, first[i]) << "output " << i << ": two runs differ";
+      }
+    }
+  }
+  return values;
+}
+
+// Rows at or past their sequence's length must be exactly zero; rows_last says whether the layout is
+// [B,T,H,D] (else [B,H,T]).
+void expect_padding_zero(const char* what, const std::vector<float>& got, const ref::AttentionShape& s, int64_t H,
+                         const std::vector<int32_t>& lengths, bool rows_last) {
+  const int64_t width = rows_last ? H * s.D : 1;
+  for (int64_t b = 0; b < int64_t(lengths.size()); ++b)
+    for (int64_t h = 0; h < (rows_last ? 1 : H); ++h)
+      for (int64_t t = lengths[b]; t < s.T; ++t)
+        for (int64_t e = 0; e < width; ++e) {
+          const float x = got[rows_last ? (b * s.T + t) * width + e : (b * H + h) * s.T + t];
+          if (x != 0.0f) {
+            ADD_FAILURE() << what << " of sequence " << b << " at padded position " << t << " is " << x;
+            return;
+          }
+        }
+}
+
+class AttentionTest : public testing::TestWithParam<Case> {};
+
+TEST_P(AttentionTest, MatchesReference) {
+  const Case& c = GetParam();
+  const ref::AttentionShape& s = c.s;
+  const Shape q_shape{s.B, s.T, s.Hq, s.D}, kv_shape{s.B, s.T, s.Hkv, s.D};
+  const int64_t nq = s.B * s.T * s.Hq * s.D, nkv = s.B * s.T * s.Hkv * s.D;
+  // q spread wider than k, so that some rows' softmax is peaked.
+  const auto q = representable(test::random_floats(nq, 1, -2, 2), c.dtype);
+  const auto k = representable(test::random_floats(nkv, 2), c.dtype);
+  const auto v = representable(test::random_floats(nkv, 3), c.dtype);
+  const auto dout = representable(test::random_floats(nq, 4), c.dtype);
+
+  Arena arena(ctx(), "attention");
+  Tensor Q = arena.alloc(c.dtype, q_shape), K = arena.alloc(c.dtype, kv_shape), V = arena.alloc(c.dtype, kv_shape);
+  Tensor Out = arena.alloc(c.dtype, q_shape), Lse = arena.alloc(DType::f32, {s.B, s.Hq, s.T});
+  upload(Q, q);
+  upload(K, k);
+  upload(V, v);
+  ops::AttentionOptions opt{.tile = c.tile};
+  if (!c.lengths.empty()) {
+    opt.lengths = arena.alloc(DType::i32, {s.B});
+    ctx().write(opt.lengths, c.lengths);
+  }
+
+  const auto fwd = run_twice({Out, Lse}, [&](Program& p) { ops::attention(p, Q, K, V, Out, Lse, opt); });
+  const ref::AttentionForward want =
+      ref::attention_forward(s, test::to_double(q), test::to_double(k), test::to_double(v), c.lengths);
+  EXPECT_LE(test::rel_l2(test::to_double(fwd[0]), want.out), forward_tol(c.dtype)) << "out";
+  EXPECT_LE(test::rel_l2(test::to_double(fwd[1]), want.lse), 1e-5) << "lse";
+  if (!c.lengths.empty()) {
+    expect_padding_zero("out", fwd[0], s, s.Hq, c.lengths, true);
+    expect_padding_zero("lse", fwd[1], s, s.Hq, c.lengths, false);
+  }
+  if (!c.backward) return;
+
+  // The backward takes the device's own out and lse, as training would.
+  upload(Out, fwd[0]);
+  ctx().write(Lse, fwd[1]);
+  Tensor dOut = arena.alloc(c.dtype, q_shape), dQ = arena.alloc(c.dtype, q_shape);
+  Tensor dK = arena.alloc(c.dtype, kv_shape), dV = arena.alloc(c.dtype, kv_shape);
+  Tensor scratch = arena.alloc(DType::f32, {ops::attention_backward_scratch_elems(Q)});
+  upload(dOut, dout);
+  const auto bwd = run_twice({dQ, dK, dV, scratch}, [&](Program& p) {
+    ops::attention_backward(p, Q, K, V, Out, Lse, dOut, dQ, dK, dV, scratch, opt);
+  });
+  const ref::AttentionGrads grads = ref::attention_backward(s, test::to_double(q), test::to_double(k),
+                                                            test::to_double(v), test::to_double(dout), c.lengths);
+  EXPECT_LE(test::rel_l2(test::to_double(bwd[0]), grads.dq), backward_tol(c.dtype)) << "dq";
+  EXPECT_LE(test::rel_l2(test::to_double(bwd[1]), grads.dk), backward_tol(c.dtype)) << "dk";
+  EXPECT_LE(test::rel_l2(test::to_double(bwd[2]), grads.dv), backward_tol(c.dtype)) << "dv";
+  if (!c.lengths.empty()) {
+    expect_padding_zero("dq", bwd[0], s, s.Hq, c.lengths, true);
+    expect_padding_zero("dk", bwd[1], s, s.Hkv, c.lengths, true);
+    expect_padding_zero("dv", bwd[2], s, s.Hkv, c.lengths, true);
+  }
+}
+
+using Tile = ops::AttentionTile;
+constexpr DType f16 = DType::f16;
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, AttentionTest,
+    testing::Values(
+        // MiniMind2's heads (8 query, 2 kv, dim 64) at every length; 512 forward only, but once backward too.
+        Case{"h8_2_d64_t1_b2", {2, 1, 8, 2, 64}}, Case{"h8_2_d64_t7", {1, 7, 8, 2, 64}},
+        Case{"h8_2_d64_t64_b2", {2, 64, 8, 2, 64}}, Case{"h8_2_d64_t257", {1, 257, 8, 2, 64}},
+        Case{"h8_2_d64_t512", {1, 512, 8, 2, 64}}, Case{"h8_8_d32_t512_forward", {1, 512, 8, 8, 32}, DType::f32, false},
+        // No sharing, and one kv head for all.
+        Case{"h8_8_d32_t64", {1, 64, 8, 8, 32}}, Case{"h8_8_d64_t257", {1, 257, 8, 8, 64}},
+        Case{"h4_1_d64_t7_b2", {2, 7, 4, 1, 64}}, Case{"h4_1_d32_t257", {1, 257, 4, 1, 32}},
+        // The large tile: as given at head dim 32; at 64 its staged tile shrinks to fit 32 KiB.
+        Case{"large_h8_2_d32_t257", {1, 257, 8, 2, 32}, DType::f32, true, {}, Tile::large},
+        Case{"large_h4_1_d64_t200_b2", {2, 200, 4, 1, 64}, DType::f32, true, {}, Tile::large},
+        // Padding: two sequences of different lengths in one batch.
+        Case{"padded_h8_2_d64_t70", {2, 70, 8, 2, 64}, DType::f32, true, {70, 33}},
+        Case{"padded_h4_1_d32_t100", {2, 100, 4, 1, 32}, DType::f32, true, {1, 77}, Tile::large},
+        // f16 storage.
+        Case{"f16_h8_2_d64_t257", {1, 257, 8, 2, 64}, f16}, Case{"f16_h8_8_d64_t7", {1, 7, 8, 8, 64}, f16},
+        Case{"f16_h4_1_d32_t64_b2", {2, 64, 4, 1, 32}, f16},
+        Case{"f16_h8_2_d64_t512_forward", {1, 512, 8, 2, 64}, f16, false},
+        Case{"f16_padded_h8_2_d64_t64", {2, 64, 8, 2, 64}, f16, true, {50, 64}}),
+    [](const auto& info) { return info.param.name; });
+
+// The reference backward is the gradient of the reference forward: central differences of
+// L = sum(dout ∘ out) on a tiny grouped, padded case.
+TEST(AttentionReference, BackwardIsGradientOfForward) {
+  const ref::AttentionShape s{2, 5, 4, 2, 3};
+  const std::vector<int32_t> lengths{5, 3};
+  const int64_t nq = s.B * s.T * s.Hq * s.D, nkv = s.B * s.T * s.Hkv * s.D;
+  ref::Vec q = test::to_double(test::random_floats(nq, 5, -2, 2)), k = test::to_double(test::random_floats(nkv, 6));
+  ref::Vec v = test::to_double(test::random_floats(nkv, 7)), dout = test::to_double(test::random_floats(nq, 8));
+  auto loss = [&] {
+    const ref::Vec out = ref::attention_forward(s, q, k, v, lengths).out;
+    double l = 0;
+    for (size_t i = 0; i < out.size(); ++i) l += dout[i] * out[i];
+    return l;
+  };
+  const ref::AttentionGrads g = ref::attention_backward(s, q, k, v, dout, lengths);
+  const double h = 1e-5;
+  for (auto [x, want, name] : {std::tuple{&q, &g.dq, "dq"}, {&k, &g.dk, "dk"}, {&v, &g.dv, "dv"}}) {
+    ref::Vec numeric(x->size());
+    for (size_t i = 0; i < x->size(); ++i) {
+      const double keep = (*x)[i];
+      (*x)[i] = keep + h;
+      const double up = loss();
+      (*x)[i] = keep - h;
+      numeric[i] = (up - loss()) / (2 * h);
+      (*x)[i] = keep;
+    }
+    EXPECT_LE(test::rel_l2(*want, numeric), 1e-8) << name;
+  }
+}
+
+// q, k, v and outputs as views at offsets that are not aligned for binding, all in one buffer.
+TEST(AttentionViews, UnalignedOffsets) {
+  const ref::AttentionShape s{2, 9, 4, 2, 8};
+  const Shape q_shape{s.B, s.T, s.Hq, s.D}, kv_shape{s.B, s.T, s.Hkv, s.D};
+  const int64_t nq = s.B * s.T * s.Hq * s.D, nkv = s.B * s.T * s.Hkv * s.D, nl = s.B * s.Hq * s.T;
+  Arena arena(ctx(), "attention");
+  Tensor all = arena.alloc(DType::f32, {4 * nq + 4 * nkv + 2 * nl + 64});
+  int64_t at = 1;
+  auto next = [&](Shape shape) {
+    Tensor t = all.view(at, shape);
+    at += t.numel() + 3;  // odd gaps: no tensor but the first starts aligned
+    return t;
+  };
+  Tensor Q = next(q_shape), K = next(kv_shape), V = next(kv_shape), Out = next(q_shape), Lse = next({s.B, s.Hq, s.T});
+  Tensor dOut = next(q_shape), dQ = next(q_shape), dK = next(kv_shape), dV = next(kv_shape), scratch = next({nl});
+  const auto q = test::random_floats(nq, 9, -2, 2), k = test::random_floats(nkv, 10), v = test::random_floats(nkv, 11);
+  const auto dout = test::random_floats(nq, 12);
+  ctx().write(Q, q);
+  ctx().write(K, k);
+  ctx().write(V, v);
+  ctx().write(dOut, dout);
+  const auto got = run_twice({Out, Lse, dQ, dK, dV}, [&](Program& p) {
+    ops::attention(p, Q, K, V, Out, Lse);
+    ops::attention_backward(p, Q, K, V, Out, Lse, dOut, dQ, dK, dV, scratch);
+  });
+  const ref::Vec qd = test::to_double(q), kd = test::to_double(k), vd = test::to_double(v);
+  const ref::AttentionForward f = ref::attention_forward(s, qd, kd, vd);
+  const ref::AttentionGrads g = ref::attention_backward(s, qd, kd, vd, test::to_double(dout));
+  EXPECT_LE(test::rel_l2(test::to_double(got[0]), f.out), 1e-5) << "out";
+  EXPECT_LE(test::rel_l2(test::to_double(got[1]), f.lse), 1e-5) << "lse";
+  EXPECT_LE(test::rel_l2(test::to_double(got[2]), g.dq), 1e-4) << "dq";
+  EXPECT_LE(test::rel_l2(test::to_double(got[3]), g.dk), 1e-4) << "dk";
+  EXPECT_LE(test::rel_l2(test::to_double(got[4]), g.dv), 1e-4) << "dv";
+}
+
+// Each bad call throws vkm::Error naming the offending tensor, and adds nothing to the program.
+TEST(AttentionErrors, BadShapesThrow) {
+  Arena arena(ctx(), "attention");
+  auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
+  Tensor q = f32({2, 5, 4, 8}), k = f32({2, 5, 2, 8}), v = f32({2, 5, 2, 8}), out = f32({2, 5, 4, 8});
+  Tensor lse = f32({2, 4, 5}), dout = f32({2, 5, 4, 8}), dq = f32({2, 5, 4, 8}), dk = f32({2, 5, 2, 8});
+  Tensor dv = f32({2, 5, 2, 8}), scratch = f32({40});
+  Program p(ctx(), "bad shapes");
+  auto expect_error = [](const char* text, const std::function<void()>& call) {
+    try {
+      call();
+      ADD_FAILURE() << "accepted; want an error naming " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << "want " << text << " in: " << e.what();
+    }
+  };
+  expect_error("f32[2,5,3,8]", [&] { ops::attention(p, q, f32({2, 5, 3, 8}), f32({2, 5, 3, 8}), out, lse); });
+  expect_error("f32[2,5,2,6]", [&] { ops::attention(p, q, k, f32({2, 5, 2, 6}), out, lse); });  // v differs from k
+  expect_error("f32[2,6,2,8]", [&] { ops::attention(p, q, f32({2, 6, 2, 8}), f32({2, 6, 2, 8}), out, lse); });
+  expect_error("f32[2,5,4,6]", [&] {  // head dim not a multiple of 4
+    ops::attention(p, f32({2, 5, 4, 6}), f32({2, 5, 2, 6}), f32({2, 5, 2, 6}), f32({2, 5, 4, 6}), f32({2, 4, 5}));
+  });
+  expect_error("f16[2,5,2,8]", [&] { ops::attention(p, q, arena.alloc(DType::f16, {2, 5, 2, 8}), v, out, lse); });
+  expect_error("lse f32[2,5,4]", [&] { ops::attention(p, q, k, v, out, f32({2, 5, 4})); });
+  expect_error("out f32[2,5,4,4]", [&] { ops::attention(p, q, k, v, f32({2, 5, 4, 4}), lse); });
+  expect_error("lengths f32[2]", [&] { ops::attention(p, q, k, v, out, lse, {.lengths = f32({2})}); });
+  expect_error("lengths i32[3]",
+               [&] { ops::attention(p, q, k, v, out, lse, {.lengths = arena.alloc(DType::i32, {3})}); });
+  expect_error("out f32[2,5,4,8]", [&] { ops::attention(p, q, k, v, q, lse); });  // out overlaps q
+  expect_error("scratch f32[39]",
+               [&] { ops::attention_backward(p, q, k, v, out, lse, dout, dq, dk, dv, scratch.view(1, {39})); });
+  expect_error("dk f32[2,5,4,8]", [&] {
+    ops::attention_backward(p, q, k, v, out, lse, dout, dq, f32({2, 5, 4, 8}), dv, scratch);
+  });
+  expect_error("dv f32[2,5,2,8]", [&] {  // dv overlaps dk
+    ops::attention_backward(p, q, k, v, out, lse, dout, dq, dk, dk, scratch);
+  });
+  EXPECT_EQ(p.dispatch_count(), 0u);
+}
+
+}  // namespace
+}  // namespace vkm
