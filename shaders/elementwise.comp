@@ -1,7 +1,8 @@
 #version 450
 // Elementwise ops over n elements, grid-stride. The output may be the very same range as an input
 // (in place): each element is read and then written by one invocation only. Storage is fp32, or with
-// STORE16 f16 (the mixed path's residual stream), the arithmetic fp32 either way.
+// STORE16 f16 (the mixed path's residual stream), the arithmetic fp32 either way. Each binding starts at
+// the aligned offset at or below its tensor; the skips say how many elements before the tensor that is.
 //! variant add -DADD
 //! variant add_f16 -DADD -DSTORE16
 //! variant scale -DSCALE
@@ -21,18 +22,18 @@ layout(local_size_x_id = 0) in;
 layout(std430, binding = 0) readonly buffer A { T a[]; };
 layout(std430, binding = 1) readonly buffer B { T b[]; };
 layout(std430, binding = 2) writeonly buffer Out { T o[]; };
-layout(push_constant) uniform Push { uint n; };
-#define VALUE(i) STORE(LOAD(a[i]) + LOAD(b[i]))
+#define VALUE(i) STORE(LOAD(a[skip_in0 + i]) + LOAD(b[skip_in1 + i]))
 #endif
 
 #ifdef SCALE
 layout(std430, binding = 0) readonly buffer X { T x[]; };
 layout(std430, binding = 1) writeonly buffer Out { T o[]; };
-layout(push_constant) uniform Push { uint n; float alpha; };
-#define VALUE(i) STORE(alpha * LOAD(x[i]))
+#define VALUE(i) STORE(alpha * LOAD(x[skip_in0 + i]))
 #endif
+
+layout(push_constant) uniform Push { uint n, skip_in0, skip_in1, skip_out; float alpha; };
 
 void main() {
   uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-  for (uint i = gl_GlobalInvocationID.x; i < n; i += stride) o[i] = VALUE(i);
+  for (uint i = gl_GlobalInvocationID.x; i < n; i += stride) o[skip_out + i] = VALUE(i);
 }

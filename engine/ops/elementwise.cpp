@@ -19,15 +19,28 @@ void check(const char* op, bool f16_too, std::initializer_list<const Tensor*> in
   }
 }
 
-// Dispatches `k` once per bindable piece of the flat tensors; the output is the last binding.
-template <class Push>
+// The push constants of the whole family: how many elements, the skip of each binding, scale's factor.
+struct Push {
+  uint32_t n, skip[3];
+  float alpha;
+};
+
+// Dispatches `k` once per bindable piece of the flat tensors, each bound from the aligned offset below it
+// (so views may start anywhere); the output is the last binding.
 void run_pieces(Program& p, const Kernel& k, std::initializer_list<const Tensor*> inputs, const Tensor& out,
-                Push push) {
-  for_each_piece(p.context(), out.numel(), uint32_t(dtype_size(out.dtype)), [&](int64_t start, int64_t count) {
+                float alpha) {
+  const Context& ctx = p.context();
+  for_each_piece(ctx, out.numel(), uint32_t(dtype_size(out.dtype)), [&](int64_t start, int64_t count) {
+    Push push{uint32_t(count), {0, 0, 0}, alpha};
     std::vector<Binding> bindings;
-    for (const Tensor* t : inputs) bindings.push_back(in(t->flat().view(start, {count})));
-    bindings.push_back(vkm::out(out.flat().view(start, {count})));
-    push.n = uint32_t(count);
+    for (const Tensor* t : inputs) {
+      auto [span, skip] = aligned_span(ctx, *t, start, count);
+      push.skip[bindings.size()] = skip;
+      bindings.push_back(in(span));
+    }
+    auto [span, skip] = aligned_span(ctx, out, start, count);
+    push.skip[2] = skip;
+    bindings.push_back(vkm::out(span));
     p.dispatch(k, std::move(bindings), push, stride_groups(count));
   });
 }
@@ -38,22 +51,15 @@ void add(Program& p, const Tensor& a, const Tensor& b, const Tensor& out) {
   check("add", true, {&a, &b}, out);
   const bool f16 = out.dtype == DType::f16;
   if (f16) require_16bit(p.context(), "add");
-  struct Push {
-    uint32_t n;
-  };
   const Kernel& k =
       p.context().kernel({f16 ? "elementwise.add_f16" : "elementwise.add", 3, sizeof(Push), {kGroupSize}});
-  run_pieces(p, k, {&a, &b}, out, Push{});
+  run_pieces(p, k, {&a, &b}, out, 0.0f);
 }
 
 void scale(Program& p, const Tensor& x, float alpha, const Tensor& out) {
   check("scale", false, {&x}, out);
-  struct Push {
-    uint32_t n;
-    float alpha;
-  };
   const Kernel& k = p.context().kernel({"elementwise.scale", 2, sizeof(Push), {kGroupSize}});
-  run_pieces(p, k, {&x}, out, Push{0, alpha});
+  run_pieces(p, k, {&x}, out, alpha);
 }
 
 }  // namespace vkm::ops
