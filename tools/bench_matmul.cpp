@@ -13,6 +13,7 @@
 #include "engine/memory.hpp"
 #include "engine/ops/matmul.hpp"
 #include "engine/program.hpp"
+#include "tools/bench_util.hpp"
 #include "tools/commands.hpp"
 
 namespace vkm::tools {
@@ -33,38 +34,6 @@ void cpu_linear(const std::vector<float>& x, const std::vector<float>& w, std::v
       for (int64_t k = 0; k < s.K; ++k) sum += x[i * s.K + k] * w[j * s.K + k];
       y[i * s.N + j] = sum;
     }
-}
-
-// Seeded values in [-1, 1), rounded to f16 when that is the storage.
-std::vector<float> random_values(size_t n, uint32_t seed, DType t) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = t == DType::f16 ? f16_to_f32(f32_to_f16(dist(rng))) : dist(rng);
-  return v;
-}
-
-// Host values into and out of a tensor of f32, or of f16 (values it holds exactly, as from random_values).
-void write_values(Context& ctx, const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx.write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx.write(t, h);
-}
-std::vector<float> read_values(Context& ctx, const Tensor& t) {
-  if (t.dtype == DType::f32) return ctx.read<float>(t);
-  std::vector<float> v;
-  for (uint16_t h : ctx.read<uint16_t>(t)) v.push_back(f16_to_f32(h));
-  return v;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double since_ms(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace

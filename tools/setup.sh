@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libvulkan-dev libvulkan-volk-dev glslc glslang-tools spirv-tools
   mesa-vulkan-drivers vulkan-validationlayers
-  nlohmann-json3-dev libcli11-dev googletest libgtest-dev
+  nlohmann-json3-dev libcli11-dev googletest libgtest-dev libpcre2-dev libutf8proc-dev
 )
 
 missing=()

@@ -14,9 +14,6 @@
 
 namespace vkm {
 
-// Test parameters print as dtype names.
-void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
-
 namespace {
 
 using test::ctx;

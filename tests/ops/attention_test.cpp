@@ -1,7 +1,5 @@
 #include "engine/ops/attention.hpp"
 
-#include <cstring>
-#include <functional>
 #include <string>
 #include <tuple>
 
@@ -13,6 +11,7 @@ namespace vkm {
 namespace {
 
 using test::ctx;
+using test::expect_error;
 
 struct Case {
   std::string name;
@@ -27,60 +26,17 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 double forward_tol(DType t) { return t == DType::f16 ? 5e-3 : 1e-5; }
 double backward_tol(DType t) { return t == DType::f16 ? 5e-3 : 1e-4; }
 
-// Values as the dtype holds them: what the device is given and the reference is fed.
-std::vector<float> representable(std::vector<float> v, DType t) {
-  if (t == DType::f16)
-    for (float& x : v) x = float(ref::round_f16(x));
-  return v;
-}
-
-void upload(const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx().write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx().write(t, h);
-}
-
-std::vector<float> download(const Tensor& t) {
-  if (t.dtype == DType::f32) return ctx().read<float>(t);
-  std::vector<float> v;
-  for (uint16_t h : ctx().read<uint16_t>(t)) v.push_back(f16_to_f32(h));
-  return v;
-}
-
-// Poisons `outputs`, runs `record`, and does it again: both runs must give the same bits. Returns the
-// outputs of the first run, as floats.
-std::vector<std::vector<float>> run_twice(const std::vector<Tensor>& outputs,
-                                          const std::function<void(Program&)>& record) {
-  std::vector<std::vector<uint8_t>> first;
-  std::vector<std::vector<float>> values;
-  for (int run = 0; run < 2; ++run) {
-    for (const Tensor& t : outputs) test::poison(t);
-    test::run(record);
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      std::vector<uint8_t> bits = ctx().read<uint8_t>(outputs[i]);
-      if (run == 0) {
-        first.push_back(bits);
-        values.push_back(download(outputs[i]));
-      } else {
-        EXPECT_EQ(bits, first[i]) << "output " << i << ": two runs differ";
-      }
-    }
-  }
-  return values;
-}
-
 // Rows at or past their sequence's length must be exactly zero; rows_last says whether the layout is
 // [B,T,H,D] (else [B,H,T]).
-void expect_padding_zero(const char* what, const std::vector<float>& got, const ref::AttentionShape& s, int64_t H,
+void expect_padding_zero(const char* what, const ref::Vec& got, const ref::AttentionShape& s, int64_t H,
                          const std::vector<int32_t>& lengths, bool rows_last) {
   const int64_t width = rows_last ? H * s.D : 1;
   for (int64_t b = 0; b < int64_t(lengths.size()); ++b)
     for (int64_t h = 0; h < (rows_last ? 1 : H); ++h)
       for (int64_t t = lengths[b]; t < s.T; ++t)
         for (int64_t e = 0; e < width; ++e) {
-          const float x = got[rows_last ? (b * s.T + t) * width + e : (b * H + h) * s.T + t];
-          if (x != 0.0f) {
+          const double x = got[rows_last ? (b * s.T + t) * width + e : (b * H + h) * s.T + t];
+          if (x != 0.0) {
             ADD_FAILURE() << what << " of sequence " << b << " at padded position " << t << " is " << x;
             return;
           }
@@ -95,28 +51,27 @@ TEST_P(AttentionTest, MatchesReference) {
   const Shape q_shape{s.B, s.T, s.Hq, s.D}, kv_shape{s.B, s.T, s.Hkv, s.D};
   const int64_t nq = s.B * s.T * s.Hq * s.D, nkv = s.B * s.T * s.Hkv * s.D;
   // q spread wider than k, so that some rows' softmax is peaked.
-  const auto q = representable(test::random_floats(nq, 1, -2, 2), c.dtype);
-  const auto k = representable(test::random_floats(nkv, 2), c.dtype);
-  const auto v = representable(test::random_floats(nkv, 3), c.dtype);
-  const auto dout = representable(test::random_floats(nq, 4), c.dtype);
+  const ref::Vec q = test::stored(test::random_floats(nq, 1, -2, 2), c.dtype);
+  const ref::Vec k = test::stored(test::random_floats(nkv, 2), c.dtype);
+  const ref::Vec v = test::stored(test::random_floats(nkv, 3), c.dtype);
+  const ref::Vec dout = test::stored(test::random_floats(nq, 4), c.dtype);
 
   Arena arena(ctx(), "attention");
   Tensor Q = arena.alloc(c.dtype, q_shape), K = arena.alloc(c.dtype, kv_shape), V = arena.alloc(c.dtype, kv_shape);
   Tensor Out = arena.alloc(c.dtype, q_shape), Lse = arena.alloc(DType::f32, {s.B, s.Hq, s.T});
-  upload(Q, q);
-  upload(K, k);
-  upload(V, v);
+  test::write_values(Q, q);
+  test::write_values(K, k);
+  test::write_values(V, v);
   ops::AttentionOptions opt{.tile = c.tile};
   if (!c.lengths.empty()) {
     opt.lengths = arena.alloc(DType::i32, {s.B});
     ctx().write(opt.lengths, c.lengths);
   }
 
-  const auto fwd = run_twice({Out, Lse}, [&](Program& p) { ops::attention(p, Q, K, V, Out, Lse, opt); });
-  const ref::AttentionForward want =
-      ref::attention_forward(s, test::to_double(q), test::to_double(k), test::to_double(v), c.lengths);
-  EXPECT_LE(test::rel_l2(test::to_double(fwd[0]), want.out), forward_tol(c.dtype)) << "out";
-  EXPECT_LE(test::rel_l2(test::to_double(fwd[1]), want.lse), 1e-5) << "lse";
+  const auto fwd = test::run_twice({Out, Lse}, {}, [&](Program& p) { ops::attention(p, Q, K, V, Out, Lse, opt); });
+  const ref::AttentionForward want = ref::attention_forward(s, q, k, v, c.lengths);
+  EXPECT_LE(test::rel_l2(fwd[0], want.out), forward_tol(c.dtype)) << "out";
+  EXPECT_LE(test::rel_l2(fwd[1], want.lse), 1e-5) << "lse";
   if (!c.lengths.empty()) {
     expect_padding_zero("out", fwd[0], s, s.Hq, c.lengths, true);
     expect_padding_zero("lse", fwd[1], s, s.Hq, c.lengths, false);
@@ -124,20 +79,19 @@ TEST_P(AttentionTest, MatchesReference) {
   if (!c.backward) return;
 
   // The backward takes the device's own out and lse, as training would.
-  upload(Out, fwd[0]);
-  ctx().write(Lse, fwd[1]);
+  test::write_values(Out, fwd[0]);
+  test::write_values(Lse, fwd[1]);
   Tensor dOut = arena.alloc(c.dtype, q_shape), dQ = arena.alloc(c.dtype, q_shape);
   Tensor dK = arena.alloc(c.dtype, kv_shape), dV = arena.alloc(c.dtype, kv_shape);
   Tensor scratch = arena.alloc(DType::f32, {ops::attention_backward_scratch_elems(Q)});
-  upload(dOut, dout);
-  const auto bwd = run_twice({dQ, dK, dV, scratch}, [&](Program& p) {
+  test::write_values(dOut, dout);
+  const auto bwd = test::run_twice({dQ, dK, dV, scratch}, {}, [&](Program& p) {
     ops::attention_backward(p, Q, K, V, Out, Lse, dOut, dQ, dK, dV, scratch, opt);
   });
-  const ref::AttentionGrads grads = ref::attention_backward(s, test::to_double(q), test::to_double(k),
-                                                            test::to_double(v), test::to_double(dout), c.lengths);
-  EXPECT_LE(test::rel_l2(test::to_double(bwd[0]), grads.dq), backward_tol(c.dtype)) << "dq";
-  EXPECT_LE(test::rel_l2(test::to_double(bwd[1]), grads.dk), backward_tol(c.dtype)) << "dk";
-  EXPECT_LE(test::rel_l2(test::to_double(bwd[2]), grads.dv), backward_tol(c.dtype)) << "dv";
+  const ref::AttentionGrads grads = ref::attention_backward(s, q, k, v, dout, c.lengths);
+  EXPECT_LE(test::rel_l2(bwd[0], grads.dq), backward_tol(c.dtype)) << "dq";
+  EXPECT_LE(test::rel_l2(bwd[1], grads.dk), backward_tol(c.dtype)) << "dk";
+  EXPECT_LE(test::rel_l2(bwd[2], grads.dv), backward_tol(c.dtype)) << "dv";
   if (!c.lengths.empty()) {
     expect_padding_zero("dq", bwd[0], s, s.Hq, c.lengths, true);
     expect_padding_zero("dk", bwd[1], s, s.Hkv, c.lengths, true);
@@ -222,18 +176,18 @@ TEST(AttentionViews, UnalignedOffsets) {
   ctx().write(K, k);
   ctx().write(V, v);
   ctx().write(dOut, dout);
-  const auto got = run_twice({Out, Lse, dQ, dK, dV}, [&](Program& p) {
+  const auto got = test::run_twice({Out, Lse, dQ, dK, dV}, {}, [&](Program& p) {
     ops::attention(p, Q, K, V, Out, Lse);
     ops::attention_backward(p, Q, K, V, Out, Lse, dOut, dQ, dK, dV, scratch);
   });
   const ref::Vec qd = test::to_double(q), kd = test::to_double(k), vd = test::to_double(v);
   const ref::AttentionForward f = ref::attention_forward(s, qd, kd, vd);
   const ref::AttentionGrads g = ref::attention_backward(s, qd, kd, vd, test::to_double(dout));
-  EXPECT_LE(test::rel_l2(test::to_double(got[0]), f.out), 1e-5) << "out";
-  EXPECT_LE(test::rel_l2(test::to_double(got[1]), f.lse), 1e-5) << "lse";
-  EXPECT_LE(test::rel_l2(test::to_double(got[2]), g.dq), 1e-4) << "dq";
-  EXPECT_LE(test::rel_l2(test::to_double(got[3]), g.dk), 1e-4) << "dk";
-  EXPECT_LE(test::rel_l2(test::to_double(got[4]), g.dv), 1e-4) << "dv";
+  EXPECT_LE(test::rel_l2(got[0], f.out), 1e-5) << "out";
+  EXPECT_LE(test::rel_l2(got[1], f.lse), 1e-5) << "lse";
+  EXPECT_LE(test::rel_l2(got[2], g.dq), 1e-4) << "dq";
+  EXPECT_LE(test::rel_l2(got[3], g.dk), 1e-4) << "dk";
+  EXPECT_LE(test::rel_l2(got[4], g.dv), 1e-4) << "dv";
 }
 
 // Each bad call throws vkm::Error naming the offending tensor, and adds nothing to the program.
@@ -244,14 +198,6 @@ TEST(AttentionErrors, BadShapesThrow) {
   Tensor lse = f32({2, 4, 5}), dout = f32({2, 5, 4, 8}), dq = f32({2, 5, 4, 8}), dk = f32({2, 5, 2, 8});
   Tensor dv = f32({2, 5, 2, 8}), scratch = f32({40});
   Program p(ctx(), "bad shapes");
-  auto expect_error = [](const char* text, const std::function<void()>& call) {
-    try {
-      call();
-      ADD_FAILURE() << "accepted; want an error naming " << text;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << "want " << text << " in: " << e.what();
-    }
-  };
   expect_error("f32[2,5,3,8]", [&] { ops::attention(p, q, f32({2, 5, 3, 8}), f32({2, 5, 3, 8}), out, lse); });
   expect_error("f32[2,5,2,6]", [&] { ops::attention(p, q, k, f32({2, 5, 2, 6}), out, lse); });  // v differs from k
   expect_error("f32[2,6,2,8]", [&] { ops::attention(p, q, f32({2, 6, 2, 8}), f32({2, 6, 2, 8}), out, lse); });

@@ -33,11 +33,8 @@ TEST_P(CopyTest, Whole) {
     ctx().write(src, in);
     Program p(ctx(), "copy");
     ops::copy(p, src, dst);
-    for (int run = 0; run < 2; ++run) {
-      test::poison(dst);
-      ctx().wait(ctx().submit(p));
-      EXPECT_EQ(ctx().read<uint8_t>(dst), in) << dtype_name(from) << " -> " << dtype_name(to) << ", run " << run;
-    }
+    SCOPED_TRACE(testing::Message() << dtype_name(from) << " -> " << dtype_name(to));
+    EXPECT_EQ(test::run_twice_bytes({dst}, {}, [&] { ctx().wait(ctx().submit(p)); })[0], in);
   }
 }
 
@@ -57,8 +54,8 @@ void check_copy_2d(DType t, const Region& r, uint32_t seed) {
   const int64_t dst_n = r.dst_start + (r.rows - 1) * r.dst_ld + r.cols + 6;
   Arena arena(ctx(), "copy_2d");
   Tensor src = arena.alloc(t, {src_n}), dst = arena.alloc(t, {dst_n});
-  ref::Vec x = ref::load(ref::store(test::to_double(test::random_floats(src_n, seed)), t), t);
-  ctx().write(src, ref::store(x, t));
+  ref::Vec x = test::stored(test::random_floats(src_n, seed), t);
+  test::write_values(src, x);
 
   ref::Vec want(r.dst_start, NAN);
   ref::Vec region = ref::copy_2d(ref::Vec(x.begin() + r.src_start, x.end()), ref::Vec(dst_n - r.dst_start, NAN),
@@ -68,13 +65,8 @@ void check_copy_2d(DType t, const Region& r, uint32_t seed) {
   Program p(ctx(), "copy_2d");
   ops::copy_2d(p, src.view(r.src_start, {src_n - r.src_start}), dst.view(r.dst_start, {dst_n - r.dst_start}), r.rows,
                r.cols, r.src_ld, r.dst_ld);
-  test::poison(dst);
-  ctx().wait(ctx().submit(p));
-  std::vector<uint8_t> first = ctx().read<uint8_t>(dst);
-  EXPECT_EQ(mismatches(ref::load(first, t), want), 0u);
-  test::poison(dst);
-  ctx().wait(ctx().submit(p));
-  EXPECT_EQ(ctx().read<uint8_t>(dst), first) << "a second run gave other bits";
+  const auto first = test::run_twice_bytes({dst}, {}, [&] { ctx().wait(ctx().submit(p)); });
+  EXPECT_EQ(mismatches(ref::load(first[0], t), want), 0u);
 }
 
 TEST(Copy2d, StridedRegions) {
@@ -94,10 +86,10 @@ TEST(Copy2d, Concatenates) {
   Arena arena(ctx(), "concat");
   Tensor a = arena.alloc(DType::f16, {rows, dh}), b = arena.alloc(DType::f16, {rows, dh});
   Tensor both = arena.alloc(DType::f16, {rows, 2 * dh});
-  ref::Vec xa = ref::load(ref::store(test::to_double(test::random_floats(rows * dh, 11)), DType::f16), DType::f16);
-  ref::Vec xb = ref::load(ref::store(test::to_double(test::random_floats(rows * dh, 12)), DType::f16), DType::f16);
-  ctx().write(a, ref::store(xa, DType::f16));
-  ctx().write(b, ref::store(xb, DType::f16));
+  ref::Vec xa = test::stored(test::random_floats(rows * dh, 11), DType::f16);
+  ref::Vec xb = test::stored(test::random_floats(rows * dh, 12), DType::f16);
+  test::write_values(a, xa);
+  test::write_values(b, xb);
   test::poison(both);
   test::run([&](Program& p) {
     ops::copy_2d(p, a, both, rows, dh, dh, 2 * dh);
@@ -106,7 +98,7 @@ TEST(Copy2d, Concatenates) {
   ref::Vec want = ref::copy_2d(xa, ref::Vec(rows * 2 * dh, NAN), rows, dh, dh, 2 * dh);
   ref::Vec right = ref::copy_2d(xb, ref::Vec(want.begin() + dh, want.end()), rows, dh, dh, 2 * dh);
   std::copy(right.begin(), right.end(), want.begin() + dh);
-  EXPECT_EQ(mismatches(ref::load(ctx().read<uint8_t>(both), DType::f16), want), 0u);
+  EXPECT_EQ(mismatches(test::read_values(both), want), 0u);
 }
 
 // Past maxStorageBufferRange copy_2d runs in pieces of whole rows: every row must arrive.

@@ -13,9 +13,6 @@
 
 namespace vkm {
 
-// Test parameters print as dtype names.
-void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
-
 namespace {
 
 using test::ctx;
@@ -31,7 +28,7 @@ struct Inputs {
 
 Inputs make_inputs(int64_t rows, int64_t V, DType dtype, uint32_t seed) {
   Inputs in;
-  in.logits = ref::cast(test::to_double(test::random_floats(rows * V, seed, -4.0f, 4.0f)), dtype);
+  in.logits = test::stored(test::random_floats(rows * V, seed, -4.0f, 4.0f), dtype);
   std::mt19937 rng(seed + 1);
   for (int64_t r = 0; r < rows; ++r) {
     in.targets.push_back(int32_t(rng() % uint32_t(V)));
@@ -77,18 +74,18 @@ struct Tensors {
 
   void record(Program& p) const { ops::cross_entropy(p, logits, targets, mask, grad_scale, loss, scratch); }
   void write(const Inputs& in) const {
-    ctx().write(logits, ref::store(in.logits, logits.dtype));
+    test::write_values(logits, in.logits);
     ctx().write(targets, in.targets);
     ctx().write(mask, in.mask);
   }
   // Writes the logits again (they are overwritten in place), poisons the outputs and runs p.
   void run(Program& p, const Inputs& in) const {
-    ctx().write(logits, ref::store(in.logits, logits.dtype));
+    test::write_values(logits, in.logits);
     test::poison(loss);
     test::poison(scratch);
     ctx().wait(ctx().submit(p));
   }
-  ref::Vec grad() const { return ref::load(ctx().read<uint8_t>(logits), logits.dtype); }
+  ref::Vec grad() const { return test::read_values(logits); }
   float loss_value() const { return ctx().read<float>(loss)[0]; }
 };
 
@@ -108,15 +105,7 @@ TEST_P(CrossEntropyTest, LossAndGradient) {
   Program p(ctx(), "cross_entropy");
   t.record(p);
 
-  std::vector<uint8_t> grad_bits[2];
-  uint32_t loss_bits[2];
-  for (int run = 0; run < 2; ++run) {
-    t.run(p, in);
-    grad_bits[run] = ctx().read<uint8_t>(t.logits);
-    loss_bits[run] = ctx().read<uint32_t>(t.loss)[0];
-  }
-  EXPECT_EQ(grad_bits[0], grad_bits[1]) << "two runs gave different gradient bits";
-  EXPECT_EQ(loss_bits[0], loss_bits[1]) << "two runs gave different loss bits";
+  test::run_twice_bytes({t.logits, t.loss}, {}, [&] { t.run(p, in); });  // the gradient (in logits) and the loss
 
   const Want want = reference(in, V, grad_scale);
   const ref::Vec got = t.grad();
@@ -217,7 +206,7 @@ TEST(CrossEntropyViews, UnalignedViewsAndLeadingDims) {
   Tensor scale = host.alloc(DType::f32, {3}).view(1, {1});
   Tensor loss = arena.alloc(DType::f32, {2}).view(1, {1});
   Tensor scratch = arena.alloc(DType::f32, {ops::cross_entropy_scratch_elems(rows) + 5}).view(5, {rows + 1});
-  ctx().write(logits, ref::store(in.logits, DType::f32));
+  test::write_values(logits, in.logits);
   ctx().write(targets, in.targets);
   ctx().write(mask, in.mask);
   set_mapped(scale, 2.0f);

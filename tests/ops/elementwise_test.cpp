@@ -1,8 +1,5 @@
 #include "engine/ops/elementwise.hpp"
 
-#include <cstring>
-#include <functional>
-
 #include "engine/error.hpp"
 #include "engine/ops/common.hpp"
 #include "tests/reference/elementwise.hpp"
@@ -13,44 +10,6 @@ namespace {
 
 using test::ctx;
 
-// Runs `record` twice, each time after `prepare` (which writes the inputs and poisons the outputs), expects
-// `result` (f32 or f16) bit-identical both times, and returns its values.
-std::vector<double> run_twice(const std::function<void()>& prepare, const std::function<void(Program&)>& record,
-                              const Tensor& result) {
-  std::vector<uint8_t> bytes[2];
-  for (auto& b : bytes) {
-    prepare();
-    test::run(record);
-    b = ctx().read<uint8_t>(result);
-  }
-  EXPECT_TRUE(bytes[0] == bytes[1]) << "two runs gave different bits";
-  std::vector<double> out(result.numel());
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (result.dtype == DType::f16) {
-      uint16_t h;
-      std::memcpy(&h, &bytes[0][2 * i], 2);
-      out[i] = f16_to_f32(h);
-    } else {
-      float f;
-      std::memcpy(&f, &bytes[0][4 * i], 4);
-      out[i] = f;
-    }
-  }
-  return out;
-}
-
-// f16 bit patterns of v, and the values they hold: what the reference is fed.
-std::vector<uint16_t> to_f16(const std::vector<float>& v) {
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  return h;
-}
-ref::Vec f16_values(const std::vector<float>& v) {
-  ref::Vec out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = ref::round_f16(v[i]);
-  return out;
-}
-
 class ElementwiseTest : public testing::TestWithParam<int64_t> {};
 
 // rel_l2 is infinite where the result holds a NaN, so these bounds also catch unwritten elements.
@@ -59,13 +18,13 @@ TEST_P(ElementwiseTest, Add) {
   Arena arena(ctx(), "add");
   Tensor a = arena.alloc(DType::f32, {n}), b = arena.alloc(DType::f32, {n}), o = arena.alloc(DType::f32, {n});
   std::vector<float> av = test::random_floats(n, 1), bv = test::random_floats(n, 2);
-  std::vector<double> got = run_twice(
+  std::vector<double> got = test::run_twice(
+      {o},
       [&] {
         ctx().write(a, av);
         ctx().write(b, bv);
-        test::poison(o);
       },
-      [&](Program& p) { ops::add(p, a, b, o); }, o);
+      [&](Program& p) { ops::add(p, a, b, o); })[0];
   EXPECT_LE(test::rel_l2(got, ref::add(test::to_double(av), test::to_double(bv))), 1e-5);
 }
 
@@ -75,12 +34,8 @@ TEST_P(ElementwiseTest, Scale) {
   Tensor x = arena.alloc(DType::f32, {n}), o = arena.alloc(DType::f32, {n});
   std::vector<float> xv = test::random_floats(n, 3);
   const float alpha = -1.7f;
-  std::vector<double> got = run_twice(
-      [&] {
-        ctx().write(x, xv);
-        test::poison(o);
-      },
-      [&](Program& p) { ops::scale(p, x, alpha, o); }, o);
+  std::vector<double> got =
+      test::run_twice({o}, [&] { ctx().write(x, xv); }, [&](Program& p) { ops::scale(p, x, alpha, o); })[0];
   EXPECT_LE(test::rel_l2(got, ref::scale(test::to_double(xv), alpha)), 1e-5);
 }
 
@@ -91,7 +46,8 @@ TEST_P(ElementwiseTest, InPlace) {
   Tensor a = arena.alloc(DType::f32, {n}), b = arena.alloc(DType::f32, {n});
   std::vector<float> av = test::random_floats(n, 4), bv = test::random_floats(n, 5);
   const float alpha = 0.3f;
-  std::vector<double> got = run_twice(
+  std::vector<double> got = test::run_twice(
+      {a},
       [&] {
         ctx().write(a, av);
         ctx().write(b, bv);
@@ -99,8 +55,7 @@ TEST_P(ElementwiseTest, InPlace) {
       [&](Program& p) {
         ops::add(p, a, b, a);
         ops::scale(p, a, alpha, a);
-      },
-      a);
+      })[0];
   EXPECT_LE(test::rel_l2(got, ref::scale(ref::add(test::to_double(av), test::to_double(bv)), alpha)), 1e-5);
 }
 
@@ -111,14 +66,14 @@ TEST_P(ElementwiseTest, AddF16) {
   Arena arena(ctx(), "add_f16");
   Tensor a = arena.alloc(DType::f16, {n}), b = arena.alloc(DType::f16, {n}), o = arena.alloc(DType::f16, {n});
   std::vector<float> av = test::random_floats(n, 6), bv = test::random_floats(n, 7);
-  std::vector<double> got = run_twice(
+  std::vector<double> got = test::run_twice(
+      {o},
       [&] {
-        ctx().write(a, to_f16(av));
-        ctx().write(b, to_f16(bv));
-        test::poison(o);
+        test::write_values(a, av);
+        test::write_values(b, bv);
       },
-      [&](Program& p) { ops::add(p, a, b, o); }, o);
-  EXPECT_LE(test::rel_l2(got, ref::add(f16_values(av), f16_values(bv))), 5e-3);
+      [&](Program& p) { ops::add(p, a, b, o); })[0];
+  EXPECT_LE(test::rel_l2(got, ref::add(test::stored(av, DType::f16), test::stored(bv, DType::f16))), 5e-3);
 }
 
 // The residual stream's update in f16, in place: r += x, twice in one program.
@@ -128,19 +83,19 @@ TEST_P(ElementwiseTest, AddIntoF16) {
   Arena arena(ctx(), "add_into_f16");
   Tensor r = arena.alloc(DType::f16, {n}), x = arena.alloc(DType::f16, {n});
   std::vector<float> rv = test::random_floats(n, 8), xv = test::random_floats(n, 9);
-  std::vector<double> got = run_twice(
+  std::vector<double> got = test::run_twice(
+      {r},
       [&] {
-        ctx().write(r, to_f16(rv));
-        ctx().write(x, to_f16(xv));
+        test::write_values(r, rv);
+        test::write_values(x, xv);
       },
       [&](Program& p) {
         ops::add(p, r, x, r);
         ops::add(p, r, x, r);
-      },
-      r);
-  ref::Vec once = ref::add(f16_values(rv), f16_values(xv));
-  for (double& v : once) v = ref::round_f16(v);  // stored between the two adds
-  EXPECT_LE(test::rel_l2(got, ref::add(once, f16_values(xv))), 5e-3);
+      })[0];
+  const ref::Vec xs = test::stored(xv, DType::f16);
+  const ref::Vec once = ref::cast(ref::add(test::stored(rv, DType::f16), xs), DType::f16);  // stored between the adds
+  EXPECT_LE(test::rel_l2(got, ref::add(once, xs)), 5e-3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest, testing::Values(1, 7, 33, 64, 257, 1000003));
@@ -181,8 +136,8 @@ TEST(ElementwiseLarge, AddF16InPieces) {
     av[i] = float(i % 512);
     bv[i] = float(i / 65536);
   }
-  ctx().write(a, to_f16(av));
-  ctx().write(b, to_f16(bv));
+  test::write_values(a, av);
+  test::write_values(b, bv);
   test::poison(o);
   test::run([&](Program& p) { ops::add(p, a, b, o); });
   std::vector<uint16_t> got = ctx().read<uint16_t>(o);

@@ -1,8 +1,6 @@
 #include "engine/ops/embedding.hpp"
 
 #include <climits>
-#include <cstring>
-#include <functional>
 #include <tuple>
 
 #include "engine/error.hpp"
@@ -14,41 +12,7 @@ namespace vkm {
 namespace {
 
 using test::ctx;
-
-// The values a tensor of dtype t holds after storing v (f16 rounds to nearest even).
-ref::Vec stored(DType t, const std::vector<float>& v) {
-  ref::Vec out = test::to_double(v);
-  if (t == DType::f16)
-    for (double& x : out) x = ref::round_f16(x);
-  return out;
-}
-
-void write_floats(const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx().write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx().write(t, h);
-}
-
-ref::Vec read_floats(const Tensor& t) {
-  if (t.dtype == DType::f32) return test::to_double(ctx().read<float>(t));
-  ref::Vec out;
-  for (uint16_t h : ctx().read<uint16_t>(t)) out.push_back(f16_to_f32(h));
-  return out;
-}
-
-// Runs `prepare` (inputs, poison) then `record`, twice: the bytes of `result` must match. Returns its values.
-ref::Vec run_twice(const std::function<void()>& prepare, const std::function<void(Program&)>& record,
-                   const Tensor& result) {
-  std::vector<uint8_t> bytes[2];
-  for (auto& b : bytes) {
-    prepare();
-    test::run(record);
-    b = ctx().read<uint8_t>(result);
-  }
-  EXPECT_TRUE(bytes[0] == bytes[1]) << "two runs gave different bits";
-  return read_floats(result);
-}
+using test::expect_error;
 
 // Ids in [0, V) with many repeats: half come from three hot ids, the rest are uniform.
 std::vector<int32_t> random_ids(int64_t n, int64_t V, uint32_t seed) {
@@ -74,10 +38,9 @@ TEST_P(EmbeddingTest, Forward) {
                                       std::pair{DType::f16, DType::f16}}) {
     SCOPED_TRACE(testing::Message() << "table " << dtype_name(table_type) << ", out " << dtype_name(out_type));
     Tensor T = arena.alloc(table_type, {V, C}), O = arena.alloc(out_type, {N, C});
-    write_floats(T, table);
-    ref::Vec want = ref::embedding(stored(table_type, table), ids, V, C);
-    for (double& x : want) x = stored(out_type, {float(x)})[0];
-    ref::Vec got = run_twice([&] { test::poison(O); }, [&](Program& p) { ops::embedding(p, T, I, O); }, O);
+    test::write_values(T, table);
+    const ref::Vec want = ref::cast(ref::embedding(test::stored(table, table_type), ids, V, C), out_type);
+    ref::Vec got = test::run_twice({O}, {}, [&](Program& p) { ops::embedding(p, T, I, O); })[0];
     EXPECT_EQ(test::rel_l2(got, want), 0.0);
   }
 }
@@ -94,11 +57,11 @@ TEST_P(EmbeddingTest, Backward) {
     if (grad_type == DType::f16 && !ops::has_16bit(ctx())) continue;
     SCOPED_TRACE(testing::Message() << "dout " << dtype_name(grad_type));
     Tensor dO = arena.alloc(grad_type, {N, C});
-    write_floats(dO, dout);
-    ref::Vec want = ref::embedding_backward(ids, stored(grad_type, dout), V, C);
+    test::write_values(dO, dout);
+    ref::Vec want = ref::embedding_backward(ids, test::stored(dout, grad_type), V, C);
     for (size_t i = 0; i < want.size(); ++i) want[i] += initial[i];
-    ref::Vec got = run_twice([&] { ctx().write(dT, initial); },
-                             [&](Program& p) { ops::embedding_backward(p, I, dO, dT); }, dT);
+    ref::Vec got = test::run_twice({dT}, [&] { ctx().write(dT, initial); },
+                                   [&](Program& p) { ops::embedding_backward(p, I, dO, dT); })[0];
     EXPECT_LE(test::rel_l2(got, want), 1e-5);
   }
 }
@@ -160,7 +123,7 @@ TEST(EmbeddingBadIds, ZeroRowsNoGradientCounted) {
   ctx().write(T, table);
   ctx().write(I, ids);
   ctx().write(count, std::vector<uint32_t>{0});
-  ref::Vec forward = run_twice([&] { test::poison(O); }, [&](Program& p) { ops::embedding(p, T, I, O); }, O);
+  ref::Vec forward = test::run_twice({O}, {}, [&](Program& p) { ops::embedding(p, T, I, O); })[0];
   EXPECT_EQ(test::rel_l2(forward, ref::embedding(test::to_double(table), ids, V, C)), 0.0);
   for (int64_t r = 3; r < 7; ++r)
     for (int64_t c = 0; c < C; ++c) EXPECT_EQ(forward[r * C + c], 0.0) << "position " << r;
@@ -174,7 +137,7 @@ TEST(EmbeddingBadIds, ZeroRowsNoGradientCounted) {
     ops::embedding_count_bad_ids(p, I, V, count);
     ops::embedding_count_bad_ids(p, I.view(3, {2}), V, count);  // two more: -1 and 7
   });
-  EXPECT_LE(test::rel_l2(read_floats(dT), want), 1e-6);
+  EXPECT_LE(test::rel_l2(test::read_values(dT), want), 1e-6);
   EXPECT_EQ(ctx().read<uint32_t>(count)[0], 6u);
 }
 
@@ -188,8 +151,8 @@ TEST(EmbeddingRepeats, OneIdEverywhere) {
   const std::vector<float> dout = test::random_floats(N * C, 13);
   ctx().write(I, ids);
   ctx().write(dO, dout);
-  ref::Vec got = run_twice([&] { ctx().write(dT, std::vector<float>(V * C, 0.0f)); },
-                           [&](Program& p) { ops::embedding_backward(p, I, dO, dT); }, dT);
+  ref::Vec got = test::run_twice({dT}, [&] { ctx().write(dT, std::vector<float>(V * C, 0.0f)); },
+                                 [&](Program& p) { ops::embedding_backward(p, I, dO, dT); })[0];
   EXPECT_LE(test::rel_l2(got, ref::embedding_backward(ids, test::to_double(dout), V, C)), 1e-5);
 }
 
@@ -215,7 +178,7 @@ TEST(EmbeddingLarge, PiecesOfPositions) {
   });
   const ref::Vec out = ref::embedding(test::to_double(table), ids, V, C);
   EXPECT_EQ(test::rel_l2(test::to_double(ctx().read<float>(O)), out), 0.0);
-  EXPECT_LE(test::rel_l2(read_floats(dT), ref::embedding_backward(ids, out, V, C)), 1e-4);
+  EXPECT_LE(test::rel_l2(test::read_values(dT), ref::embedding_backward(ids, out, V, C)), 1e-4);
 }
 
 // Each bad call throws vkm::Error naming the offending tensor, and adds nothing to the program.
@@ -224,14 +187,6 @@ TEST(EmbeddingErrors, BadShapesAndTypesThrow) {
   Tensor T = arena.alloc(DType::f32, {10, 4}), I = arena.alloc(DType::i32, {2, 3});
   Tensor O = arena.alloc(DType::f32, {2, 3, 4}), count = arena.alloc(DType::u32, {1});
   Program p(ctx(), "bad");
-  auto expect_error = [](const char* name, const std::function<void()>& call) {
-    try {
-      call();
-      ADD_FAILURE() << "accepted; want an error naming " << name;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << "want " << name << " in: " << e.what();
-    }
-  };
   auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
   expect_error("f32[2,3,5]", [&] { ops::embedding(p, T, I, f32({2, 3, 5})); });                 // C differs
   expect_error("f32[3,2,4]", [&] { ops::embedding(p, T, I, f32({3, 2, 4})); });                 // other positions

@@ -36,11 +36,8 @@ TEST_P(FillTest, SixteenBit) {
     ops::fill(p, h, 0.1);
     ops::fill(p, b, 0.1);
   });
-  std::vector<double> hv, bv;
-  for (uint16_t x : ctx().read<uint16_t>(h)) hv.push_back(f16_to_f32(x));
-  for (uint16_t x : ctx().read<uint16_t>(b)) bv.push_back(bf16_to_f32(x));
-  EXPECT_EQ(test::rel_l2(hv, ref::Vec(n, ref::round_f16(0.1))), 0.0);
-  EXPECT_EQ(test::rel_l2(bv, ref::Vec(n, ref::round_bf16(0.1))), 0.0);
+  EXPECT_EQ(test::rel_l2(test::read_values(h), ref::Vec(n, ref::round_f16(0.1))), 0.0);
+  EXPECT_EQ(test::rel_l2(test::read_values(b), ref::Vec(n, ref::round_bf16(0.1))), 0.0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, FillTest, testing::Values(1, 7, 33, 64, 257, 100003));

@@ -12,6 +12,7 @@ namespace vkm {
 namespace {
 
 using test::ctx;
+using test::expect_error;
 
 // fp32 sums over up to 257 terms; an f16 output is off by its rounding, at most half an f16 ulp.
 constexpr double kTol = 1e-4;
@@ -19,63 +20,25 @@ constexpr double kTolF16 = 5e-3;
 
 double tolerance(const Tensor& out) { return out.dtype == DType::f16 ? kTolF16 : kTol; }
 
-// Seeded values that f16 holds exactly (round_f16 of random floats), so the reference sees what the device reads.
-std::vector<float> f16_floats(size_t n, uint32_t seed) {
-  std::vector<float> v = test::random_floats(n, seed);
-  for (float& x : v) x = float(ref::round_f16(x));
-  return v;
-}
-
-// Host values into and out of an f32 or f16 tensor (f16: values it holds exactly, as from f16_floats).
-void write(const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx().write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx().write(t, h);
-}
-std::vector<float> read(const Tensor& t) {
-  if (t.dtype == DType::f32) return ctx().read<float>(t);
-  std::vector<float> v;
-  for (uint16_t h : ctx().read<uint16_t>(t)) v.push_back(f16_to_f32(h));
-  return v;
-}
-
-// Sets `out` to `init` (or poisons it when `init` is empty), runs `record`, and does it all again: both runs
-// must give the same bits. Returns the result.
-std::vector<float> run_twice(const Tensor& out, const std::vector<float>& init,
-                             const std::function<void(Program&)>& record) {
-  std::vector<uint8_t> first;
-  for (int run = 0; run < 2; ++run) {
-    if (init.empty())
-      test::poison(out);
-    else
-      write(out, init);
-    test::run(record);
-    std::vector<uint8_t> got = ctx().read<uint8_t>(out);
-    if (run == 0)
-      first = std::move(got);
-    else
-      EXPECT_EQ(first, got) << "two runs differ";
-  }
-  return read(out);
+// Sets `out` to `init` (or leaves it poisoned when `init` is empty) before each of two runs of `record`: both
+// runs must give the same bits. Returns the result.
+ref::Vec run_twice(const Tensor& out, const ref::Vec& init, const std::function<void(Program&)>& record) {
+  return test::run_twice({out}, [&] { if (!init.empty()) test::write_values(out, init); }, record)[0];
 }
 
 // got must be want (+ init when accumulating) within the output dtype's tolerance; a NaN or infinity
 // anywhere makes rel_l2 infinite.
-void expect_close(const std::vector<float>& got, ref::Vec want, const std::vector<float>& init,
-                  double tol = kTol) {
+void expect_close(const ref::Vec& got, ref::Vec want, const ref::Vec& init, double tol = kTol) {
   for (size_t i = 0; i < init.size(); ++i) want[i] += init[i];
-  EXPECT_LE(test::rel_l2(test::to_double(got), want), tol);
+  EXPECT_LE(test::rel_l2(got, want), tol);
 }
 
 // Seeded values a tensor of dtype t holds exactly.
-std::vector<float> values(DType t, size_t n, uint32_t seed) {
-  return t == DType::f16 ? f16_floats(n, seed) : test::random_floats(n, seed);
-}
+ref::Vec values(DType t, size_t n, uint32_t seed) { return test::stored(test::random_floats(n, seed), t); }
 
 // Random initial contents of an output of dtype t when accumulating, none (poison) otherwise.
-std::vector<float> initial(bool accumulate, DType t, int64_t n, uint32_t seed) {
-  return accumulate ? values(t, n, seed) : std::vector<float>{};
+ref::Vec initial(bool accumulate, DType t, int64_t n, uint32_t seed) {
+  return accumulate ? values(t, n, seed) : ref::Vec{};
 }
 
 // What the three tensors of a product are stored as: the inputs' dtype and the output's.
@@ -100,19 +63,19 @@ TEST_P(MatmulTest, LinearForms) {
     const auto x = values(st.in, M * K, 1), w = values(st.in, N * K, 2), dy = values(st.in, M * N, 3);
     Tensor X = arena.alloc(st.in, {M, K}), W = arena.alloc(st.in, {N, K}), dY = arena.alloc(st.in, {M, N});
     Tensor Y = arena.alloc(st.out, {M, N}), dX = arena.alloc(st.out, {M, K}), dW = arena.alloc(st.out, {N, K});
-    write(X, x);
-    write(W, w);
-    write(dY, dy);
+    test::write_values(X, x);
+    test::write_values(W, w);
+    test::write_values(dY, dy);
     for (bool acc : {false, true}) {
       SCOPED_TRACE(describe(st) + (acc ? ", accumulate" : ", overwrite"));
       auto y0 = initial(acc, st.out, M * N, 4), dx0 = initial(acc, st.out, M * K, 5),
            dw0 = initial(acc, st.out, N * K, 6);
-      expect_close(run_twice(Y, y0, [&](Program& p) { ops::linear(p, X, W, Y, acc); }), ref::linear(test::to_double(x), test::to_double(w), M, N, K),
+      expect_close(run_twice(Y, y0, [&](Program& p) { ops::linear(p, X, W, Y, acc); }), ref::linear(x, w, M, N, K),
                    y0, tolerance(Y));
       expect_close(run_twice(dX, dx0, [&](Program& p) { ops::linear_backward_input(p, dY, W, dX, acc); }),
-                   ref::linear_backward_input(test::to_double(dy), test::to_double(w), M, N, K), dx0, tolerance(dX));
+                   ref::linear_backward_input(dy, w, M, N, K), dx0, tolerance(dX));
       expect_close(run_twice(dW, dw0, [&](Program& p) { ops::linear_backward_weight(p, dY, X, dW, acc); }),
-                   ref::linear_backward_weight(test::to_double(dy), test::to_double(x), M, N, K), dw0, tolerance(dW));
+                   ref::linear_backward_weight(dy, x, M, N, K), dw0, tolerance(dW));
     }
   }
 }
@@ -127,9 +90,9 @@ TEST_P(MatmulTest, EveryVariantAndTile) {
       for (bool tb : {false, true}) {
         Tensor A = arena.alloc(st.in, ta ? Shape{K, M} : Shape{M, K});
         Tensor B = arena.alloc(st.in, tb ? Shape{N, K} : Shape{K, N});
-        write(A, a);
-        write(B, b);
-        const ref::Vec want = ref::matmul(test::to_double(a), test::to_double(b), M, N, K, ta, tb);
+        test::write_values(A, a);
+        test::write_values(B, b);
+        const ref::Vec want = ref::matmul(a, b, M, N, K, ta, tb);
         for (auto tile : {ops::MatmulTile::t64, ops::MatmulTile::t128})
           for (bool acc : {false, true}) {
             SCOPED_TRACE(testing::Message() << describe(st) << ", trans_a " << ta << " trans_b " << tb << " tile "
@@ -148,18 +111,18 @@ TEST_P(MatmulTest, F16OutputRoundsOnce) {
   if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the device lacks 16-bit support";
   const auto [M, N, K] = GetParam();
   Arena arena(ctx(), "matmul");
-  const auto a = f16_floats(M * K, 18), b = f16_floats(K * N, 19);
+  const auto a = values(DType::f16, M * K, 18), b = values(DType::f16, K * N, 19);
   Tensor Ch = arena.alloc(DType::f16, {M, N}), Cf = arena.alloc(DType::f32, {M, N});
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       Tensor A = arena.alloc(DType::f16, ta ? Shape{K, M} : Shape{M, K});
       Tensor B = arena.alloc(DType::f16, tb ? Shape{N, K} : Shape{K, N});
-      write(A, a);
-      write(B, b);
+      test::write_values(A, a);
+      test::write_values(B, b);
       for (bool acc : {false, true}) {
         SCOPED_TRACE(testing::Message() << "trans_a " << ta << " trans_b " << tb << " accumulate " << acc);
         auto c0 = initial(acc, DType::f16, M * N, 20);
-        for (const Tensor& C : {Ch, Cf}) acc ? write(C, c0) : test::poison(C);
+        for (const Tensor& C : {Ch, Cf}) acc ? test::write_values(C, c0) : test::poison(C);
         test::run([&](Program& p) {
           ops::matmul(p, A, B, Ch, {ta, tb, acc});
           ops::matmul(p, A, B, Cf, {ta, tb, acc});
@@ -189,9 +152,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          });
 
 // Entry z of a batch of matrices of `size` elements each (v itself when it holds one shared matrix).
-std::vector<float> entry(const std::vector<float>& v, int64_t z, int64_t size) {
+ref::Vec entry(const ref::Vec& v, int64_t z, int64_t size) {
   if (int64_t(v.size()) == size) return v;
-  return std::vector<float>(v.begin() + z * size, v.begin() + (z + 1) * size);
+  return ref::Vec(v.begin() + z * size, v.begin() + (z + 1) * size);
 }
 
 TEST(MatmulBatch, BatchedAndShared) {
@@ -215,13 +178,13 @@ TEST(MatmulBatch, BatchedAndShared) {
       Tensor B = arena.alloc(st.in, with_batch(c.b_batched, c.tb ? Shape{N, K} : Shape{K, N}));
       Tensor C = arena.alloc(st.out, with_batch(true, {M, N}));
       const auto a = values(st.in, A.numel(), 10), b = values(st.in, B.numel(), 11);
-      write(A, a);
-      write(B, b);
+      test::write_values(A, a);
+      test::write_values(B, b);
       auto c0 = initial(c.acc, st.out, C.numel(), 12);
-      std::vector<float> got = run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {c.ta, c.tb, c.acc}); });
+      ref::Vec got = run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {c.ta, c.tb, c.acc}); });
       ref::Vec want;
       for (int64_t z = 0; z < count; ++z) {
-        ref::Vec part = ref::matmul(test::to_double(entry(a, z, M * K)), test::to_double(entry(b, z, K * N)), M, N, K, c.ta, c.tb);
+        ref::Vec part = ref::matmul(entry(a, z, M * K), entry(b, z, K * N), M, N, K, c.ta, c.tb);
         want.insert(want.end(), part.begin(), part.end());
       }
       expect_close(got, want, c0, tolerance(C));
@@ -264,10 +227,10 @@ TEST(MatmulViews, AnyOffsetAndLoadWidth) {
           Tensor A = a_all.view(c.shift, ta ? Shape{K, M} : Shape{M, K});
           Tensor B = b_all.view(c.shift, tb ? Shape{N, K} : Shape{K, N});
           Tensor C = c_all.view(c.shift, {M, N});
-          write(A, a);
-          write(B, b);
+          test::write_values(A, a);
+          test::write_values(B, b);
           expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc}); }),
-                       ref::matmul(test::to_double(a), test::to_double(b), M, N, K, ta, tb), c0, tolerance(C));
+                       ref::matmul(a, b, M, N, K, ta, tb), c0, tolerance(C));
         }
     }
 }
@@ -293,7 +256,7 @@ TEST(MatmulLarge, BeyondOneBinding) {
   auto once = [](const Tensor& out, const std::function<void(Program&)>& record) {
     test::poison(out);
     test::run(record);
-    return ctx().read<float>(out);
+    return test::read_values(out);
   };
   const ref::Vec y = ref::linear(test::to_double(x), test::to_double(w), M, wide, narrow);
   expect_close(once(Out, [&](Program& p) { ops::linear(p, X, W_nk, Out); }), y, {});
@@ -312,14 +275,14 @@ TEST(MatmulLarge, F16BeyondOneBinding) {
   if (range > (256ull << 20)) GTEST_SKIP() << "a storage binding of " << range << " bytes is too large to exceed here";
   const int64_t wide = 1024, narrow = 2, M = int64_t(range / 2) / wide + 300;
   Arena arena(ctx(), "matmul-large");
-  const auto x = f16_floats(M * narrow, 24), dy = f16_floats(M * wide, 25);
+  const auto x = values(DType::f16, M * narrow, 24), dy = values(DType::f16, M * wide, 25);
   Tensor X = arena.alloc(DType::f16, {M, narrow}), dY = arena.alloc(DType::f16, {M, wide});
   Tensor dW = arena.alloc(DType::f32, {wide, narrow});
-  write(X, x);
-  write(dY, dy);
+  test::write_values(X, x);
+  test::write_values(dY, dy);
   test::poison(dW);
   test::run([&](Program& p) { ops::linear_backward_weight(p, dY, X, dW, false); });
-  expect_close(read(dW), ref::linear_backward_weight(test::to_double(dy), test::to_double(x), M, wide, narrow), {});
+  expect_close(test::read_values(dW), ref::linear_backward_weight(dy, x, M, wide, narrow), {});
 }
 
 // Each bad call throws vkm::Error naming the offending tensor's shape, and adds nothing to the program.
@@ -328,14 +291,6 @@ TEST(MatmulErrors, BadShapesThrow) {
   auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
   Tensor X = f32({4, 8}), W = f32({5, 8}), Y = f32({4, 5});
   Program p(ctx(), "bad shapes");
-  auto expect_error = [](const char* shape, const std::function<void()>& call) {
-    try {
-      call();
-      ADD_FAILURE() << "accepted; want an error naming " << shape;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(shape), std::string::npos) << "want " << shape << " in: " << e.what();
-    }
-  };
   expect_error("f32[5,7]", [&] { ops::linear(p, X, f32({5, 7}), Y); });                      // K differs
   expect_error("f32[4,6]", [&] { ops::linear(p, X, W, f32({4, 6})); });                      // Y has the wrong N
   expect_error("f32[3,5]", [&] { ops::linear(p, X, W, f32({3, 5})); });                      // Y has the wrong rows

@@ -37,16 +37,10 @@ TEST_P(ReduceTest, SumAndSumSquares) {
     // One program submitted twice, as a training step would reuse it.
     Program p(ctx(), "reduce");
     ops::reduce(p, c.op, x, out, scratch);
-    uint32_t bits[2];
-    for (uint32_t& b : bits) {
-      test::poison(out);
-      test::poison(scratch);
-      ctx().wait(ctx().submit(p));
-      b = ctx().read<uint32_t>(out)[0];
-    }
-    EXPECT_EQ(bits[0], bits[1]) << "two runs gave different bits";
+    const auto bytes =
+        test::run_twice_bytes({out}, [&] { test::poison(scratch); }, [&] { ctx().wait(ctx().submit(p)); });
     float got;
-    std::memcpy(&got, &bits[0], 4);
+    std::memcpy(&got, bytes[0].data(), 4);
     EXPECT_LE(rel_error(got, c.reference(test::to_double(xv))), 1e-5) << "got " << got;
   }
 }

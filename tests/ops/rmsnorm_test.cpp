@@ -1,8 +1,6 @@
 #include "engine/ops/rmsnorm.hpp"
 
 #include <cmath>
-#include <cstring>
-#include <functional>
 #include <tuple>
 
 #include "engine/error.hpp"
@@ -26,56 +24,6 @@ double norm(const ref::Vec& v) {
   return std::sqrt(s);
 }
 
-// What a tensor of dtype t holds when given v: the values rounded to f16 where t is f16.
-ref::Vec stored(const std::vector<float>& v, DType t) {
-  ref::Vec d(v.begin(), v.end());
-  if (t == DType::f16)
-    for (double& x : d) x = ref::round_f16(x);
-  return d;
-}
-
-void write(const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx().write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx().write(t, h);
-}
-
-std::vector<double> values(const std::vector<uint8_t>& bytes, DType t) {
-  std::vector<double> out(bytes.size() / dtype_size(t));
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (t == DType::f16) {
-      uint16_t h;
-      std::memcpy(&h, &bytes[2 * i], 2);
-      out[i] = f16_to_f32(h);
-    } else {
-      float f;
-      std::memcpy(&f, &bytes[4 * i], 4);
-      out[i] = f;
-    }
-  }
-  return out;
-}
-
-// Runs `record` twice, each time after `prepare` (inputs written, outputs poisoned); the outputs must have
-// the same bytes both times. Returns their values.
-std::vector<std::vector<double>> run_twice(const std::function<void()>& prepare,
-                                           const std::function<void(Program&)>& record,
-                                           const std::vector<Tensor>& outputs) {
-  std::vector<std::vector<uint8_t>> bytes[2];
-  for (auto& b : bytes) {
-    prepare();
-    test::run(record);
-    for (const Tensor& t : outputs) b.push_back(ctx().read<uint8_t>(t));
-  }
-  std::vector<std::vector<double>> out;
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    EXPECT_TRUE(bytes[0][i] == bytes[1][i]) << "output " << i << ": two runs gave different bits";
-    out.push_back(values(bytes[0][i], outputs[i].dtype));
-  }
-  return out;
-}
-
 class RmsNormTest : public testing::TestWithParam<std::tuple<DType, int64_t, int64_t>> {};
 
 // Forward then backward in one program (the backward reads the forward's rstd), dw overwritten and then
@@ -90,7 +38,7 @@ TEST_P(RmsNormTest, ForwardAndBackward) {
   Tensor scratch = arena.alloc(DType::f32, {ops::rmsnorm_backward_scratch_elems(rows, C)});
   const auto xv = test::random_floats(rows * C, 1), wv = test::random_floats(C, 2, 0.5f, 1.5f);
   const auto dyv = test::random_floats(rows * C, 3), dw0 = test::random_floats(C, 4);
-  const ref::Vec xs = stored(xv, dtype), dys = stored(dyv, dtype), ws = test::to_double(wv);
+  const ref::Vec xs = test::stored(xv, dtype), dys = test::stored(dyv, dtype), ws = test::to_double(wv);
   const ref::RmsNorm want = ref::rmsnorm(xs, ws, rows, C, kEps);
   const ref::RmsNormGrads grads = ref::rmsnorm_backward(dys, xs, ws, rows, C, kEps);
   // With C = 1, dx = rstd·w·dy · eps / (x² + eps): the difference of two nearly equal terms, which fp32
@@ -103,22 +51,19 @@ TEST_P(RmsNormTest, ForwardAndBackward) {
   }
   for (bool acc : {false, true}) {
     SCOPED_TRACE(acc ? "dw accumulated" : "dw overwritten");
-    auto got = run_twice(
+    auto got = test::run_twice(
+        {y, rstd, dx, dw},
         [&] {
-          write(x, xv);
-          write(w, wv);
-          write(dy, dyv);
-          for (const Tensor& t : {y, dx, rstd, scratch}) test::poison(t);
-          if (acc)
-            ctx().write(dw, dw0);
-          else
-            test::poison(dw);
+          test::write_values(x, xv);
+          test::write_values(w, wv);
+          test::write_values(dy, dyv);
+          test::poison(scratch);
+          if (acc) ctx().write(dw, dw0);
         },
         [&](Program& p) {
           ops::rmsnorm(p, x, w, y, rstd);
           ops::rmsnorm_backward(p, dy, x, w, rstd, dx, dw, scratch, acc);
-        },
-        {y, rstd, dx, dw});
+        });
     ref::Vec want_dw = grads.dw;
     if (acc)
       for (int64_t c = 0; c < C; ++c) want_dw[c] += dw0[c];
@@ -184,19 +129,19 @@ TEST(RmsNormViews, UnalignedOffsets) {
     Tensor scratch = f32(ops::rmsnorm_backward_scratch_elems(rows, C), 7);
     const auto xv = test::random_floats(rows * C, 8), wv = test::random_floats(C, 9);
     const auto dyv = test::random_floats(rows * C, 10);
-    const ref::Vec xs = stored(xv, dtype), dys = stored(dyv, dtype), ws = test::to_double(wv);
-    auto got = run_twice(
+    const ref::Vec xs = test::stored(xv, dtype), dys = test::stored(dyv, dtype), ws = test::to_double(wv);
+    auto got = test::run_twice(
+        {y, rstd, dx, dw},
         [&] {
-          write(x, xv);
-          write(w, wv);
-          write(dy, dyv);
-          for (const Tensor& t : {y, dx, rstd, scratch, dw}) test::poison(t);
+          test::write_values(x, xv);
+          test::write_values(w, wv);
+          test::write_values(dy, dyv);
+          test::poison(scratch);
         },
         [&](Program& p) {
           ops::rmsnorm(p, x, w, y, rstd);
           ops::rmsnorm_backward(p, dy, x, w, rstd, dx, dw, scratch, false);
-        },
-        {y, rstd, dx, dw});
+        });
     const ref::RmsNorm want = ref::rmsnorm(xs, ws, rows, C, kEps);
     const ref::RmsNormGrads grads = ref::rmsnorm_backward(dys, xs, ws, rows, C, kEps);
     EXPECT_LE(test::rel_l2(got[0], want.y), tolerance(dtype));

@@ -1,8 +1,6 @@
 #include "engine/ops/rope.hpp"
 
 #include <cmath>
-#include <cstring>
-#include <functional>
 #include <tuple>
 
 #include "engine/error.hpp"
@@ -18,56 +16,6 @@ using test::ctx;
 constexpr double kTolF32 = 1e-5, kTolF16 = 5e-3;
 
 double tolerance(DType t) { return t == DType::f16 ? kTolF16 : kTolF32; }
-
-// What a tensor of dtype t holds when given v: the values rounded to f16 where t is f16.
-ref::Vec stored(const std::vector<float>& v, DType t) {
-  ref::Vec d(v.begin(), v.end());
-  if (t == DType::f16)
-    for (double& x : d) x = ref::round_f16(x);
-  return d;
-}
-
-void write(const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx().write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx().write(t, h);
-}
-
-std::vector<double> values(const std::vector<uint8_t>& bytes, DType t) {
-  std::vector<double> out(bytes.size() / dtype_size(t));
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (t == DType::f16) {
-      uint16_t h;
-      std::memcpy(&h, &bytes[2 * i], 2);
-      out[i] = f16_to_f32(h);
-    } else {
-      float f;
-      std::memcpy(&f, &bytes[4 * i], 4);
-      out[i] = f;
-    }
-  }
-  return out;
-}
-
-// Runs `record` twice, each time after `prepare` (inputs written, outputs poisoned); the outputs must have
-// the same bytes both times. Returns their values.
-std::vector<std::vector<double>> run_twice(const std::function<void()>& prepare,
-                                           const std::function<void(Program&)>& record,
-                                           const std::vector<Tensor>& outputs) {
-  std::vector<std::vector<uint8_t>> bytes[2];
-  for (auto& b : bytes) {
-    prepare();
-    test::run(record);
-    for (const Tensor& t : outputs) b.push_back(ctx().read<uint8_t>(t));
-  }
-  std::vector<std::vector<double>> out;
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    EXPECT_TRUE(bytes[0][i] == bytes[1][i]) << "output " << i << ": two runs gave different bits";
-    out.push_back(values(bytes[0][i], outputs[i].dtype));
-  }
-  return out;
-}
 
 // A frequency table, for the op and (independently given) for the reference.
 struct TableCase {
@@ -107,27 +55,25 @@ TEST_P(RopeTest, ForwardAndBackward) {
       // Exactly the positions used, so that reading past them would fail the binding or the results.
       Tensor table = arena.alloc(DType::f32, {start + T, D / 2, 2});
       ctx().write(table, ops::rope_table(start + T, D, tc.theta, tc.yarn));
-      auto got = run_twice(
+      auto got = test::run_twice(
+          {qr, k, dqr, dk},
           [&] {
-            write(q, qv);
-            write(k, kv);
-            write(dq, dqv);
-            write(dk, dkv);
-            test::poison(qr);
-            test::poison(dqr);
+            test::write_values(q, qv);
+            test::write_values(k, kv);
+            test::write_values(dq, dqv);
+            test::write_values(dk, dkv);
           },
           [&](Program& p) {
             ops::rope(p, q, qr, table, start);
             ops::rope(p, k, k, table, start);
             ops::rope_backward(p, dq, dqr, table, start);
             ops::rope_backward(p, dk, dk, table, start);
-          },
-          {qr, k, dqr, dk});
+          });
       const ref::Rope rq{B, T, Hq, D, start, tc.theta, tc.ref_yarn}, rk{B, T, Hkv, D, start, tc.theta, tc.ref_yarn};
-      EXPECT_LE(test::rel_l2(got[0], ref::rope(stored(qv, dtype), rq)), tolerance(dtype)) << "q";
-      EXPECT_LE(test::rel_l2(got[1], ref::rope(stored(kv, dtype), rk)), tolerance(dtype)) << "k";
-      EXPECT_LE(test::rel_l2(got[2], ref::rope_backward(stored(dqv, dtype), rq)), tolerance(dtype)) << "dq";
-      EXPECT_LE(test::rel_l2(got[3], ref::rope_backward(stored(dkv, dtype), rk)), tolerance(dtype)) << "dk";
+      EXPECT_LE(test::rel_l2(got[0], ref::rope(test::stored(qv, dtype), rq)), tolerance(dtype)) << "q";
+      EXPECT_LE(test::rel_l2(got[1], ref::rope(test::stored(kv, dtype), rk)), tolerance(dtype)) << "k";
+      EXPECT_LE(test::rel_l2(got[2], ref::rope_backward(test::stored(dqv, dtype), rq)), tolerance(dtype)) << "dq";
+      EXPECT_LE(test::rel_l2(got[3], ref::rope_backward(test::stored(dkv, dtype), rk)), tolerance(dtype)) << "dk";
     }
 }
 
@@ -203,13 +149,9 @@ TEST(RopeViews, UnalignedOffsets) {
     Tensor table = arena.alloc(DType::f32, {(start + T) * D + 1}).view(1, {start + T, D / 2, 2});
     const auto xv = test::random_floats(x.numel(), 7);
     ctx().write(table, ops::rope_table(start + T, D));
-    auto got = run_twice(
-        [&] {
-          write(x, xv);
-          test::poison(y);
-        },
-        [&](Program& p) { ops::rope(p, x, y, table, start); }, {y});
-    EXPECT_LE(test::rel_l2(got[0], ref::rope(stored(xv, dtype), {B, T, H, D, start})), tolerance(dtype));
+    auto got =
+        test::run_twice({y}, [&] { test::write_values(x, xv); }, [&](Program& p) { ops::rope(p, x, y, table, start); });
+    EXPECT_LE(test::rel_l2(got[0], ref::rope(test::stored(xv, dtype), {B, T, H, D, start})), tolerance(dtype));
   }
 }
 

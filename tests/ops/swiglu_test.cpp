@@ -1,6 +1,5 @@
 #include "engine/ops/swiglu.hpp"
 
-#include <functional>
 #include <tuple>
 
 #include "engine/error.hpp"
@@ -12,52 +11,12 @@ namespace vkm {
 namespace {
 
 using test::ctx;
+using test::expect_error;
 
 constexpr DType kTypes[] = {DType::f32, DType::f16};
 
 // fp32 arithmetic either way; f16 outputs carry their own rounding.
 double tolerance(DType t) { return t == DType::f32 ? 1e-5 : 5e-3; }
-
-// The values a tensor of dtype t holds after storing v (f16 rounds to nearest even).
-ref::Vec stored(DType t, const std::vector<float>& v) {
-  ref::Vec out = test::to_double(v);
-  if (t == DType::f16)
-    for (double& x : out) x = ref::round_f16(x);
-  return out;
-}
-
-void write_floats(const Tensor& t, const std::vector<float>& v) {
-  if (t.dtype == DType::f32) return ctx().write(t, v);
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
-  ctx().write(t, h);
-}
-
-ref::Vec read_floats(const Tensor& t) {
-  if (t.dtype == DType::f32) return test::to_double(ctx().read<float>(t));
-  ref::Vec out;
-  for (uint16_t h : ctx().read<uint16_t>(t)) out.push_back(f16_to_f32(h));
-  return out;
-}
-
-// Poisons `results`, runs `record`, twice: each result's bytes must match across the runs. Returns their values.
-std::vector<ref::Vec> run_twice(const std::vector<Tensor>& results, const std::function<void(Program&)>& record) {
-  std::vector<std::vector<uint8_t>> first;
-  for (int run = 0; run < 2; ++run) {
-    for (const Tensor& t : results) test::poison(t);
-    test::run(record);
-    for (size_t i = 0; i < results.size(); ++i) {
-      std::vector<uint8_t> bytes = ctx().read<uint8_t>(results[i]);
-      if (run == 0)
-        first.push_back(std::move(bytes));
-      else
-        EXPECT_TRUE(bytes == first[i]) << "result " << i << ": two runs gave different bits";
-    }
-  }
-  std::vector<ref::Vec> out;
-  for (const Tensor& t : results) out.push_back(read_floats(t));
-  return out;
-}
 
 // Rows [a | b] from two [rows, F] matrices, the fused layout; and back.
 template <class V>
@@ -96,28 +55,30 @@ TEST_P(SwigluTest, SeparateAndFused) {
     if (type == DType::f16 && !ops::has_16bit(ctx())) continue;
     SCOPED_TRACE(dtype_name(type));
     Arena arena(ctx(), "swiglu");
-    const ref::Vec g = stored(type, x.gate), u = stored(type, x.up), d = stored(type, x.dh);
+    const ref::Vec g = test::stored(x.gate, type), u = test::stored(x.up, type), d = test::stored(x.dh, type);
     const ref::Vec want_h = ref::swiglu(g, u);
     const ref::SwigluGrads want = ref::swiglu_backward(g, u, d);
     auto alloc = [&](int64_t cols) { return arena.alloc(type, {rows, cols}); };
     Tensor G = alloc(F), U = alloc(F), dH = alloc(F), H = alloc(F), dG = alloc(F), dU = alloc(F);
     Tensor GU = alloc(2 * F), dGU = alloc(2 * F);
-    write_floats(G, x.gate);
-    write_floats(U, x.up);
-    write_floats(dH, x.dh);
-    write_floats(GU, fuse(x.gate, x.up, F));
+    test::write_values(G, x.gate);
+    test::write_values(U, x.up);
+    test::write_values(dH, x.dh);
+    test::write_values(GU, fuse(x.gate, x.up, F));
     {
       SCOPED_TRACE("separate");
-      EXPECT_LE(test::rel_l2(run_twice({H}, [&](Program& p) { ops::swiglu(p, G, U, H); })[0], want_h), tolerance(type));
-      auto got = run_twice({dG, dU}, [&](Program& p) { ops::swiglu_backward(p, G, U, dH, dG, dU); });
+      EXPECT_LE(test::rel_l2(test::run_twice({H}, {}, [&](Program& p) { ops::swiglu(p, G, U, H); })[0], want_h),
+                tolerance(type));
+      auto got = test::run_twice({dG, dU}, {}, [&](Program& p) { ops::swiglu_backward(p, G, U, dH, dG, dU); });
       EXPECT_LE(test::rel_l2(got[0], want.dgate), tolerance(type));
       EXPECT_LE(test::rel_l2(got[1], want.dup), tolerance(type));
     }
     {
       SCOPED_TRACE("fused");
-      EXPECT_LE(test::rel_l2(run_twice({H}, [&](Program& p) { ops::swiglu_fused(p, GU, H); })[0], want_h),
+      EXPECT_LE(test::rel_l2(test::run_twice({H}, {}, [&](Program& p) { ops::swiglu_fused(p, GU, H); })[0], want_h),
                 tolerance(type));
-      auto [dg, du] = unfuse(run_twice({dGU}, [&](Program& p) { ops::swiglu_fused_backward(p, GU, dH, dGU); })[0], F);
+      auto [dg, du] =
+          unfuse(test::run_twice({dGU}, {}, [&](Program& p) { ops::swiglu_fused_backward(p, GU, dH, dGU); })[0], F);
       EXPECT_LE(test::rel_l2(dg, want.dgate), tolerance(type));
       EXPECT_LE(test::rel_l2(du, want.dup), tolerance(type));
     }
@@ -179,9 +140,9 @@ TEST(SwigluViews, InPlaceAtUnalignedOffsets) {
     ops::swiglu(p, G, U, G);
     ops::swiglu_fused_backward(p, GU, dH, GU);
   });
-  EXPECT_LE(test::rel_l2(read_floats(G), ref::swiglu(g, u)), 1e-5);
+  EXPECT_LE(test::rel_l2(test::read_values(G), ref::swiglu(g, u)), 1e-5);
   const ref::SwigluGrads want = ref::swiglu_backward(g, u, d);
-  auto [dg, du] = unfuse(read_floats(GU), F);
+  auto [dg, du] = unfuse(test::read_values(GU), F);
   EXPECT_LE(test::rel_l2(dg, want.dgate), 1e-5);
   EXPECT_LE(test::rel_l2(du, want.dup), 1e-5);
 }
@@ -204,9 +165,9 @@ TEST(SwigluLarge, FusedInPieces) {
     ops::swiglu_fused_backward(p, GU, dH, dGU);
   });
   const ref::Vec g = test::to_double(x.gate), u = test::to_double(x.up);
-  EXPECT_LE(test::rel_l2(read_floats(H), ref::swiglu(g, u)), 1e-5);
+  EXPECT_LE(test::rel_l2(test::read_values(H), ref::swiglu(g, u)), 1e-5);
   const ref::SwigluGrads want = ref::swiglu_backward(g, u, test::to_double(x.dh));
-  auto [dg, du] = unfuse(read_floats(dGU), F);
+  auto [dg, du] = unfuse(test::read_values(dGU), F);
   EXPECT_LE(test::rel_l2(dg, want.dgate), 1e-5);
   EXPECT_LE(test::rel_l2(du, want.dup), 1e-5);
 }
@@ -217,14 +178,6 @@ TEST(SwigluErrors, BadShapesTypesAndOverlapsThrow) {
   auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
   Tensor G = f32({4, 6}), U = f32({4, 6}), H = f32({4, 6}), GU = f32({4, 12});
   Program p(ctx(), "bad");
-  auto expect_error = [](const char* name, const std::function<void()>& call) {
-    try {
-      call();
-      ADD_FAILURE() << "accepted; want an error naming " << name;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << "want " << name << " in: " << e.what();
-    }
-  };
   expect_error("f32[4,7]", [&] { ops::swiglu(p, G, U, f32({4, 7})); });
   expect_error("f32[6,4]", [&] { ops::swiglu(p, G, f32({6, 4}), H); });             // same count, other shape
   expect_error("i32[4,6]", [&] { ops::swiglu(p, G, U, arena.alloc(DType::i32, {4, 6})); });

@@ -2,7 +2,14 @@
 
 #include <cstring>
 
+#include "engine/error.hpp"
 #include "engine/instance.hpp"
+
+namespace vkm {
+
+void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
+
+}  // namespace vkm
 
 namespace vkm::test {
 
@@ -36,9 +43,62 @@ double rel_l2(const std::vector<double>& got, const std::vector<double>& want) {
   return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
+ref::Vec stored(const std::vector<float>& v, DType t) { return ref::cast(to_double(v), t); }
+
+void write_values(const Tensor& t, const std::vector<float>& v) {
+  if (t.dtype == DType::f32) return ctx().write(t, v);
+  if (t.dtype != DType::f16 && t.dtype != DType::bf16) throw Error("write_values: not a float tensor: " + t.describe());
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = t.dtype == DType::f16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+  ctx().write(t, h);
+}
+
+void write_values(const Tensor& t, const ref::Vec& v) { ctx().write(t, ref::store(v, t.dtype)); }
+
+ref::Vec read_values(const Tensor& t) { return ref::load(ctx().read<uint8_t>(t), t.dtype); }
+
 void poison(const Tensor& t) {
   std::vector<uint8_t> bytes(t.bytes(), 0xff);
   ctx().write(t, bytes.data(), bytes.size());
+}
+
+std::vector<std::vector<uint8_t>> run_twice_bytes(const std::vector<Tensor>& outputs,
+                                                  const std::function<void()>& prepare,
+                                                  const std::function<void()>& execute) {
+  std::vector<std::vector<uint8_t>> bytes[2];
+  for (auto& b : bytes) {
+    for (const Tensor& t : outputs) poison(t);
+    if (prepare) prepare();
+    execute();
+    for (const Tensor& t : outputs) b.push_back(ctx().read<uint8_t>(t));
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const std::vector<uint8_t>& first = bytes[0][i];
+    const std::vector<uint8_t>& second = bytes[1][i];
+    if (first == second) continue;
+    size_t at = 0;
+    while (at < first.size() && first[at] == second[at]) ++at;
+    ADD_FAILURE() << "output " << i << " (" << outputs[i].describe() << "): two runs gave different bits, from byte "
+                  << at;
+  }
+  return std::move(bytes[0]);
+}
+
+std::vector<ref::Vec> run_twice(const std::vector<Tensor>& outputs, const std::function<void()>& prepare,
+                                const std::function<void(Program&)>& record) {
+  const std::vector<std::vector<uint8_t>> bytes = run_twice_bytes(outputs, prepare, [&] { test::run(record); });
+  std::vector<ref::Vec> values;
+  for (size_t i = 0; i < outputs.size(); ++i) values.push_back(ref::load(bytes[i], outputs[i].dtype));
+  return values;
+}
+
+void expect_error(const std::string& text, const std::function<void()>& call) {
+  try {
+    call();
+    ADD_FAILURE() << "accepted; want an error naming " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << "want " << text << " in: " << e.what();
+  }
 }
 
 namespace {
