@@ -16,6 +16,7 @@
 #include <utf8proc.h>
 
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstdint>
 #include <vector>
@@ -114,6 +115,149 @@ std::string pcre2_message(int code) {
   return reinterpret_cast<const char*>(buf);
 }
 
+// ---- The ByteLevel regex without PCRE2 ----
+//
+// kByteLevelPattern, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+, matches at
+// every position (each character is a letter, a number, white space or something else), so it splits text into
+// consecutive pieces that a hand-written scanner finds directly: a contraction; else an optional space and a
+// maximal run of one class (letters, numbers or other); else a run of white space, less its last character when
+// something other than white space follows and the run holds more than one character (the backtracking of
+// \s+(?!\S)). Letters and numbers are PCRE2's own \p{L} and \p{N}, asked once per code point and remembered,
+// so the split is PCRE2's exactly; white space is the spelled-out set above. An ill-formed subpart is one
+// U+FFFD (class other), as in the lossy string the PCRE2 path splits.
+
+enum CharClass : uint8_t { kUnknown = 0, kLetter, kNumber, kSpace, kOther };
+
+constexpr std::array<uint8_t, 128> ascii_classes() {
+  std::array<uint8_t, 128> t{};
+  for (int c = 0; c < 128; ++c) {
+    t[size_t(c)] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ? kLetter
+                   : c >= '0' && c <= '9'                            ? kNumber
+                   : (c >= 9 && c <= 13) || c == ' '                 ? kSpace
+                                                                     : kOther;
+  }
+  return t;
+}
+constexpr std::array<uint8_t, 128> kAsciiClass = ascii_classes();
+
+bool unicode_white_space(uint32_t cp) {
+  return (cp >= 9 && cp <= 13) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+// PCRE2's verdict on one code point, asked the first time it is seen (races only repeat the same answer).
+class UnicodeClasses {
+ public:
+  UnicodeClasses() {
+    const std::string_view pattern = R"((\p{L})|(\p{N}))";
+    int err;
+    PCRE2_SIZE at;
+    re_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                        PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &err, &at, nullptr);
+    if (!re_) throw Error("pre-tokenizer: cannot compile the class probe: " + pcre2_message(err));
+  }
+  ~UnicodeClasses() { pcre2_code_free(re_); }
+
+  uint8_t of(uint32_t cp) const {
+    const uint8_t known = table_[cp].load(std::memory_order_relaxed);
+    return known != kUnknown ? known : ask(cp);
+  }
+
+ private:
+  uint8_t ask(uint32_t cp) const {
+    uint8_t c = kOther;
+    if (unicode_white_space(cp)) {
+      c = kSpace;
+    } else {
+      char buf[4];
+      size_t n;
+      if (cp < 0x800) {
+        buf[0] = char(0xC0 | (cp >> 6)), buf[1] = char(0x80 | (cp & 0x3F)), n = 2;
+      } else if (cp < 0x10000) {
+        buf[0] = char(0xE0 | (cp >> 12)), buf[1] = char(0x80 | ((cp >> 6) & 0x3F)), buf[2] = char(0x80 | (cp & 0x3F));
+        n = 3;
+      } else {
+        buf[0] = char(0xF0 | (cp >> 18)), buf[1] = char(0x80 | ((cp >> 12) & 0x3F));
+        buf[2] = char(0x80 | ((cp >> 6) & 0x3F)), buf[3] = char(0x80 | (cp & 0x3F));
+        n = 4;
+      }
+      thread_local pcre2_match_data* data = pcre2_match_data_create(3, nullptr);  // one per thread, kept
+      const int rc = pcre2_match(re_, reinterpret_cast<PCRE2_SPTR>(buf), n, 0, PCRE2_NO_UTF_CHECK, data, nullptr);
+      if (rc == 2) c = kLetter;
+      else if (rc == 3) c = kNumber;
+      else if (rc != PCRE2_ERROR_NOMATCH) throw Error("pre-tokenizer: class probe failed: " + pcre2_message(rc));
+    }
+    table_[cp].store(c, std::memory_order_relaxed);
+    return c;
+  }
+
+  pcre2_code* re_ = nullptr;
+  mutable std::unique_ptr<std::atomic<uint8_t>[]> table_{new std::atomic<uint8_t>[0x110000]()};
+};
+
+const UnicodeClasses& unicode_classes() {
+  static const UnicodeClasses c;
+  return c;
+}
+
+// The class and byte length of the character at s[i] (an ill-formed subpart: other, its length).
+struct CharAt {
+  uint8_t cls;
+  uint8_t len;
+};
+inline CharAt char_at(std::string_view s, size_t i, const UnicodeClasses& classes) {
+  const unsigned c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return {kAsciiClass[c], 1};
+  size_t subpart;
+  const size_t n = utf8_char(s, i, &subpart);
+  if (n == 0) return {kOther, uint8_t(subpart)};
+  uint32_t cp;
+  if (n == 2) cp = (c & 0x1Fu) << 6 | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu);
+  else if (n == 3) cp = (c & 0x0Fu) << 12 | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6 | (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
+  else cp = (c & 0x07u) << 18 | (static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 12 |
+            (static_cast<unsigned char>(s[i + 2]) & 0x3Fu) << 6 | (static_cast<unsigned char>(s[i + 3]) & 0x3Fu);
+  return {classes.of(cp), uint8_t(n)};
+}
+
+// Where the piece starting at s[pos] ends.
+size_t byte_level_piece_end(std::string_view s, size_t pos, const UnicodeClasses& classes) {
+  const size_t n = s.size();
+  const char c = s[pos];
+  if (c == '\'' && pos + 1 < n) {
+    const char c1 = s[pos + 1];
+    if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return pos + 2;
+    if (pos + 2 < n) {
+      const char c2 = s[pos + 2];
+      if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return pos + 3;
+    }
+  }
+  const CharAt first = char_at(s, pos, classes);
+  size_t i = pos;
+  uint8_t run = first.cls;
+  if (c == ' ' && pos + 1 < n) {  // " ?X+": the space joins a run of letters, numbers or others after it
+    const CharAt next = char_at(s, pos + 1, classes);
+    if (next.cls != kSpace) run = next.cls, i = pos + 1;
+  }
+  if (run != kSpace) {
+    while (i < n) {
+      const CharAt ch = char_at(s, i, classes);
+      if (ch.cls != run) break;
+      i += ch.len;
+    }
+    return i;
+  }
+  size_t last = pos;  // the start of the run's last character
+  while (i < n) {
+    const CharAt ch = char_at(s, i, classes);
+    if (ch.cls != kSpace) break;
+    last = i;
+    i += ch.len;
+  }
+  if (i == n || last == pos) return i;  // \s+(?!\S) at the end, or a lone \s+
+  return last;                          // \s+(?!\S): all but the last, which stays for the next piece
+}
+
 }  // namespace
 
 struct Pretokenizer::Code {
@@ -134,9 +278,19 @@ Pretokenizer::Pretokenizer(std::string_view pattern) : pattern_(pattern) {
   }
   pcre2_jit_compile(code->re, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where JIT is missing
   code_ = std::move(code);
+  byte_level_ = pattern == kByteLevelPattern;
 }
 
 void Pretokenizer::split(std::string_view text, const std::function<void(std::string_view)>& piece) const {
+  if (byte_level_) {
+    const UnicodeClasses& classes = unicode_classes();
+    for (size_t pos = 0; pos < text.size();) {
+      const size_t end = byte_level_piece_end(text, pos, classes);
+      piece(text.substr(pos, end - pos));
+      pos = end;
+    }
+    return;
+  }
   // Invalid UTF-8 is split as its lossy form; origin maps lossy offsets back to `text`.
   std::string lossy;
   std::vector<size_t> origin;

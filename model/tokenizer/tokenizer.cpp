@@ -10,11 +10,11 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
+#include <cstring>
 #include <atomic>
 #include <fstream>
 #include <mutex>
-#include <queue>
-#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -37,48 +37,167 @@ struct StringHash {
 template <class V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
-struct PairHash {
-  size_t operator()(uint64_t k) const {  // ids are small and dense: mix before bucketing
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    return k ^ (k >> 33);
-  }
-};
 uint64_t pair_key(int32_t a, int32_t b) { return uint64_t(uint32_t(a)) << 32 | uint32_t(b); }
 
 struct Merge {
   int32_t rank, id;
 };
 
-// Piece -> ids, in shards so that encode_batch's threads rarely wait on each other. Bounded: once a shard
-// is full it stops growing (real text's frequent words arrive early).
+// (left id, right id) -> rank and merged id: open addressing, linear probing, a power-of-two table at most
+// half full. Ids are below 2^24, so the all-ones key never occurs and marks an empty slot.
+class PairMap {
+ public:
+  static constexpr uint64_t kEmpty = ~uint64_t(0);
+
+  void reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    slots_.assign(cap, Slot{kEmpty, {0, 0}});
+    mask_ = cap - 1;
+  }
+  void set(uint64_t key, Merge m) {  // a repeated key is overwritten
+    for (size_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
+      if (slots_[i].key == kEmpty) ++size_;
+      if (slots_[i].key == kEmpty || slots_[i].key == key) {
+        slots_[i] = {key, m};
+        return;
+      }
+    }
+  }
+  const Merge* find(uint64_t key) const {
+    for (size_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.key == key) return &s.merge;
+      if (s.key == kEmpty) return nullptr;
+    }
+  }
+
+ private:
+  struct Slot {
+    uint64_t key;
+    Merge merge;
+  };
+  static size_t mix(uint64_t k) {  // ids are small and dense: mix before bucketing
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    return size_t(k ^ (k >> 33));
+  }
+  std::vector<Slot> slots_;
+  size_t mask_ = 0, size_ = 0;
+};
+
+uint64_t hash_bytes(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xff51afd7ed558ccdULL);
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 31;
+  }
+  if (n) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
+  }
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return h ^ (h >> 32);
+}
+
+// Piece -> ids, per thread and tokenizer, so that encode_batch's threads never wait on each other. Flat: keys
+// and ids in two arenas, slots in a power-of-two table that starts small and doubles up to a bound; once full
+// it starts over (real text's frequent words come back at once). A tokenizer is known by its serial number,
+// never by its address, so a cache outliving its tokenizer cannot answer for another.
 class WordCache {
  public:
   static constexpr size_t kMaxWordBytes = 64;
 
-  bool find(std::string_view word, std::vector<int32_t>& out) const {
-    Shard& s = shard(word);
-    std::shared_lock lock(s.mutex);
-    auto it = s.map.find(word);
-    if (it == s.map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
-    return true;
+  bool find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
+    const uint32_t tag = uint32_t(hash >> 32) | 1;
+    for (size_t i = size_t(hash) & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.tag == 0) return false;
+      if (s.tag == tag && s.key_len == word.size() && std::memcmp(keys_.data() + s.key_at, word.data(), word.size()) == 0) {
+        out.insert(out.end(), ids_.begin() + s.ids_at, ids_.begin() + s.ids_at + s.n_ids);
+        return true;
+      }
+    }
   }
-  void insert(std::string_view word, std::span<const int32_t> ids) const {
-    Shard& s = shard(word);
-    std::unique_lock lock(s.mutex);
-    if (s.map.size() < kPerShard) s.map.try_emplace(std::string(word), ids.begin(), ids.end());
+  // A word find() did not find.
+  void insert(std::string_view word, uint64_t hash, std::span<const int32_t> ids) {
+    if (2 * (used_ + 1) > slots_.size()) {
+      if (slots_.size() >= kMaxSlots) empty();
+      else grow();
+    }
+    place({0, uint32_t(keys_.size()), uint32_t(ids_.size()), uint16_t(word.size()), uint16_t(ids.size())}, hash);
+    keys_.append(word);
+    ids_.insert(ids_.end(), ids.begin(), ids.end());
+    ++used_;
+  }
+  void clear() {  // and give the memory back
+    slots_.assign(kMinSlots, Slot{});
+    slots_.shrink_to_fit();
+    mask_ = kMinSlots - 1;
+    keys_ = {};
+    ids_ = {};
+    used_ = 0;
   }
 
  private:
-  static constexpr size_t kShards = 64, kPerShard = 4096;
-  struct Shard {
-    std::shared_mutex mutex;
-    StringMap<std::vector<int32_t>> map;
+  static constexpr size_t kMinSlots = 1024, kMaxSlots = size_t(1) << 17;
+  struct Slot {
+    uint32_t tag;  // 0: empty
+    uint32_t key_at, ids_at;
+    uint16_t key_len, n_ids;
   };
-  Shard& shard(std::string_view word) const { return shards_[StringHash{}(word) % kShards]; }
-  mutable std::array<Shard, kShards> shards_;
+  void empty() {  // keeping the table's size
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    keys_.clear();
+    ids_.clear();
+    used_ = 0;
+  }
+  void place(Slot s, uint64_t hash) {
+    s.tag = uint32_t(hash >> 32) | 1;
+    size_t i = size_t(hash) & mask_;
+    while (slots_[i].tag != 0) i = (i + 1) & mask_;
+    slots_[i] = s;
+  }
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.tag != 0) place(s, hash_bytes(std::string_view(keys_).substr(s.key_at, s.key_len)));
+    }
+  }
+  std::vector<Slot> slots_ = std::vector<Slot>(kMinSlots);
+  size_t mask_ = kMinSlots - 1, used_ = 0;
+  std::string keys_;
+  std::vector<int32_t> ids_;
 };
+
+// This thread's cache for the tokenizer with serial `owner`: a few are kept, the oldest given up first.
+WordCache& thread_cache(uint64_t owner) {
+  struct Entry {
+    uint64_t owner = 0;
+    WordCache cache;
+  };
+  thread_local std::array<Entry, 4> entries;
+  thread_local size_t next = 0;
+  for (auto& e : entries) {
+    if (e.owner == owner) return e.cache;
+  }
+  Entry& e = entries[next];
+  next = (next + 1) % entries.size();
+  e.owner = owner;
+  e.cache.clear();
+  return e.cache;
+}
+
+std::atomic<uint64_t> next_serial{1};
+constexpr uint64_t kNoMerge = ~uint64_t(0);
 
 }  // namespace
 
@@ -91,12 +210,13 @@ struct Tokenizer::Impl {
   BpeModel model;
   StringMap<int32_t> ids;                                 // token string -> id
   std::array<int32_t, 256> byte_id;                       // byte -> id of its byte-level token
-  std::unordered_map<uint64_t, Merge, PairHash> merges;   // (left id, right id) -> rank and merged id
+  PairMap merges;                                         // (left id, right id) -> rank and merged id
+  std::vector<uint64_t> byte_pairs;                       // (byte << 8 | byte) -> rank << 32 | merged id, or kNoMerge
   std::vector<std::string> bytes;                         // id -> what it decodes to
   std::vector<Added> added;                               // special and other added tokens, longest first
   std::array<bool, 256> added_start{};                    // bytes an added token can start with
   Pretokenizer splitter;                                  // ByteLevel's regex, or the file's Split regex
-  WordCache cache;
+  uint64_t serial = next_serial.fetch_add(1);            // names this tokenizer to the per-thread word caches
 
   explicit Impl(BpeModel m);
   void encode(std::string_view text, std::vector<int32_t>& out) const;
@@ -146,7 +266,15 @@ Tokenizer::Impl::Impl(BpeModel m)
     auto ia = ids.find(a), ib = ids.find(b), iab = ids.find(a + b);
     if (ia == ids.end() || ib == ids.end()) throw Error(name() + " names a token not in the vocabulary");
     if (iab == ids.end()) throw Error(name() + ": \"" + a + b + "\" is not in the vocabulary");
-    merges[pair_key(ia->second, ib->second)] = {int32_t(r), iab->second};  // a repeated pair: the last wins, as in tokenizers
+    merges.set(pair_key(ia->second, ib->second), {int32_t(r), iab->second});  // a repeated pair: the last wins, as in tokenizers
+  }
+  byte_pairs.assign(size_t(1) << 16, kNoMerge);
+  for (size_t a = 0; a < 256; ++a) {
+    for (size_t b = 0; b < 256; ++b) {
+      if (const Merge* m = merges.find(pair_key(byte_id[a], byte_id[b]))) {
+        byte_pairs[a << 8 | b] = uint64_t(uint32_t(m->rank)) << 32 | uint32_t(m->id);
+      }
+    }
   }
 }
 
@@ -191,51 +319,97 @@ void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>
 
 void Tokenizer::Impl::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   const bool cacheable = word.size() <= WordCache::kMaxWordBytes;
-  if (cacheable && cache.find(word, out)) return;
+  const uint64_t hash = cacheable ? hash_bytes(word) : 0;
+  WordCache* cache = cacheable ? &thread_cache(serial) : nullptr;
+  if (cache && cache->find(word, hash, out)) return;
   const size_t first = out.size();
   auto whole = model.ignore_merges ? ids.find(to_byte_level(word)) : ids.end();
   if (whole != ids.end()) out.push_back(whole->second);
   else merge(word, out);
-  if (cacheable) cache.insert(word, std::span(out).subspan(first));
+  if (cache) cache->insert(word, hash, std::span(out).subspan(first));
 }
 
-// tokenizers' BPE: symbols in a linked list, candidate pairs in a min-heap by (rank, position); an entry is
-// stale once either side has been merged into something else.
+// tokenizers' BPE: repeatedly the adjacent pair of lowest rank, the leftmost first among equals. Short words
+// (nearly all) scan a small array of symbols for the minimum; long ones keep symbols in a linked list and
+// candidate pairs in a min-heap by (rank, position), an entry being stale once either side has been merged into
+// something else. Both pick the same pair at every step.
 void Tokenizer::Impl::merge(std::string_view word, std::vector<int32_t>& out) const {
+  const int32_t n = int32_t(word.size());
+  if (n == 0) return;
+  if (n <= 48) {
+    // rm[i]: rank << 32 | merged id of the pair (id[i], id[i + 1]), all ones when it does not merge; ranks are
+    // unique, so the first minimum of rm is the leftmost pair of lowest rank.
+    int32_t id[48];
+    uint64_t rm[48];
+    for (int32_t i = 0; i < n; ++i) id[i] = byte_id[static_cast<unsigned char>(word[size_t(i)])];
+    for (int32_t i = 0; i + 1 < n; ++i) {
+      rm[i] = byte_pairs[size_t(static_cast<unsigned char>(word[size_t(i)])) << 8 | static_cast<unsigned char>(word[size_t(i) + 1])];
+    }
+    auto look = [&](int32_t i) {
+      const Merge* m = merges.find(pair_key(id[i], id[i + 1]));
+      rm[i] = m ? uint64_t(uint32_t(m->rank)) << 32 | uint32_t(m->id) : kNoMerge;
+    };
+    int32_t len = n;
+    while (len > 1) {
+      int32_t best = 0;
+      uint64_t low = rm[0];
+      for (int32_t i = 1; i + 1 < len; ++i) {
+        const uint64_t r = rm[i];
+        const bool lower = r < low;
+        best = lower ? i : best;
+        low = lower ? r : low;
+      }
+      if (low == kNoMerge) break;
+      id[best] = int32_t(uint32_t(low));
+      --len;
+      for (int32_t i = best + 1; i < len; ++i) id[i] = id[i + 1];
+      for (int32_t i = best + 1; i + 1 < len; ++i) rm[i] = rm[i + 1];
+      if (best > 0) look(best - 1);
+      if (best + 1 < len) look(best);
+    }
+    out.insert(out.end(), id, id + len);
+    return;
+  }
+
   struct Symbol {
     int32_t id, prev, next;  // id -1: merged into its left neighbour
   };
   struct Candidate {
-    int32_t rank, pos, left, right;  // the pair (left, right) of ids starting at symbol `pos`
+    int32_t rank, pos, left, right, merged;  // the pair (left, right) of ids starting at symbol `pos`
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  const int32_t n = int32_t(word.size());
-  std::vector<Symbol> sym(static_cast<size_t>(n));
+  thread_local std::vector<Symbol> sym;
+  thread_local std::vector<Candidate> heap;
+  sym.resize(size_t(n));
+  heap.clear();
   for (int32_t i = 0; i < n; ++i) sym[size_t(i)] = {byte_id[static_cast<unsigned char>(word[size_t(i)])], i - 1, i + 1 < n ? i + 1 : -1};
 
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+  const auto later = std::greater<>();
   auto consider = [&](int32_t pos) {
     if (pos < 0 || sym[size_t(pos)].next < 0) return;
     const int32_t l = sym[size_t(pos)].id, r = sym[size_t(sym[size_t(pos)].next)].id;
-    auto it = merges.find(pair_key(l, r));
-    if (it != merges.end()) heap.push({it->second.rank, pos, l, r});
+    if (const Merge* m = merges.find(pair_key(l, r))) {
+      heap.push_back({m->rank, pos, l, r, m->id});
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
   };
   for (int32_t i = 0; i + 1 < n; ++i) consider(i);
 
   while (!heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Candidate c = heap.back();
+    heap.pop_back();
     Symbol& left = sym[size_t(c.pos)];
     if (left.id != c.left || left.next < 0 || sym[size_t(left.next)].id != c.right) continue;  // stale
     Symbol& right = sym[size_t(left.next)];
-    left.id = merges.at(pair_key(c.left, c.right)).id;
+    left.id = c.merged;
     left.next = right.next;
     if (right.next >= 0) sym[size_t(right.next)].prev = c.pos;
     right.id = -1;
     consider(left.prev);
     consider(c.pos);
   }
-  for (int32_t i = 0; i >= 0 && n > 0; i = sym[size_t(i)].next) out.push_back(sym[size_t(i)].id);
+  for (int32_t i = 0; i >= 0; i = sym[size_t(i)].next) out.push_back(sym[size_t(i)].id);
 }
 
 Tokenizer::Tokenizer(BpeModel model) : impl_(std::make_shared<Impl>(std::move(model))) {}

@@ -57,7 +57,7 @@ class Tokenizer {
 
  private:
   struct Impl;
-  std::shared_ptr<const Impl> impl_;  // shared: copies share the immutable tables and the word cache
+  std::shared_ptr<const Impl> impl_;  // shared: copies share the immutable tables (word caches are per thread)
 };
 
 // Decodes ids one at a time for streaming output: push() returns only complete UTF-8 characters, holding

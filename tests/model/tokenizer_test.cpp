@@ -162,6 +162,83 @@ TEST(Tokenizer, AnyBytesRoundTrip) {
   }
 }
 
+// Mixed texts: words, CJK runs short and long (the merge's array and heap paths, cached and uncached words),
+// digits, contractions, white space of every kind, special tokens and invalid UTF-8.
+std::vector<std::string> mixed_texts(size_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const std::vector<std::string> parts = {
+      "的", "中国", "天地间，人为贵。", " the", " The", "hello", " world", "😀", "\n\n", "\n", "  ", "   \n", "\t",
+      "\u00A0", "\u3000", "\u2003x", "<|im_end|>", "<|im_start|>", "<|endoftext|>", "é", "e\u0301", "\xFF",
+      "\xE4\xB8", "\xC0\x80", "\xED\xA0\x80", "'s", "'re", "'ll", "'S", "don't", " 123", "4567", "٣", "Ⅻ", "!!",
+      " ...", "«»", "—", "Ωμέγα", "Привет", "ثلاثة"};
+  std::vector<std::string> texts;
+  for (size_t t = 0; t < count; ++t) {
+    std::string text;
+    const int n = int(rng() % 60);
+    for (int i = 0; i < n; ++i) {
+      const uint32_t r = rng() % 20;
+      if (r == 0) text += char(rng() % 256);
+      else if (r == 1) text.append(20 + rng() % 60, "abcdefghijklmnopqrstuvwxyz"[rng() % 26]);  // long word
+      else if (r == 2) {  // a CJK run of up to 40 characters (120 bytes)
+        const std::string_view han = "春江潮水连海平月共生";
+        for (int k = int(rng() % 40); k > 0; --k) text += han.substr(3 * (rng() % 10), 3);
+      }
+      else text += parts[rng() % parts.size()];
+    }
+    texts.push_back(text);
+  }
+  return texts;
+}
+
+TEST(Tokenizer, EncodeBatchOnAnyThreadsIsEncode) {
+  const std::vector<std::string> texts = mixed_texts(400, 11);
+  const std::vector<std::string_view> views(texts.begin(), texts.end());
+  for (const char* name : {"tiny", "tiny_qwen", "trained"}) {
+    const Tokenizer tok = Tokenizer::load(kData / name);
+    std::vector<std::vector<int32_t>> one;
+    for (const auto& text : texts) one.push_back(tok.encode(text));
+    for (int threads : {1, 2, 4}) {
+      const auto batch = tok.encode_batch(views, threads);
+      ASSERT_EQ(batch.size(), texts.size());
+      for (size_t i = 0; i < texts.size(); ++i) ASSERT_EQ(batch[i], one[i]) << name << " threads " << threads << " text " << i;
+    }
+    // Again on this thread, its word cache now warm, and from a copy of the tokenizer and a second one loaded.
+    const Tokenizer copy = tok, again = Tokenizer::load(kData / name);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      ASSERT_EQ(tok.encode(texts[i]), one[i]) << name << " text " << i;
+      ASSERT_EQ(copy.encode(texts[i]), one[i]) << name << " text " << i;
+      ASSERT_EQ(again.encode(texts[i]), one[i]) << name << " text " << i;
+      if (!tok.model().nfc && !tok.model().nfkc) {
+        ASSERT_EQ(tok.decode(one[i]), texts[i]) << name << " text " << i;
+      }
+    }
+  }
+}
+
+TEST(Pretokenize, ByteLevelScannerSplitsAsPcre2) {
+  // kByteLevelPattern is split by a hand-written scanner; the same regex in a group goes through PCRE2.
+  const Pretokenizer fast(kByteLevelPattern), pcre2("(?:" + std::string(kByteLevelPattern) + ")");
+  std::vector<std::string> texts = mixed_texts(300, 5);
+  std::mt19937 rng(3);
+  const uint32_t samples[] = {0x20, 0x27, 0x41, 0x61, 0x30, 0x0A, 0x09, 0x0D, 0x85, 0xA0, 0xB2, 0xBD, 0x2C6, 0x1680,
+                              0x180E, 0x2002, 0x200B, 0x2028, 0x202F, 0x205F, 0x3000, 0x3007, 0x4E00, 0xFF10, 0xFFFD,
+                              0x10400, 0x1F600, 0x2160};
+  for (int t = 0; t < 2000; ++t) {  // any code points, weighted towards the edges of the classes
+    std::string text;
+    for (int n = int(rng() % 16); n > 0; --n) {
+      uint32_t cp = rng() % 3 ? samples[rng() % std::size(samples)] : rng() % 0x110000;
+      if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
+      if (cp < 0x80) text += char(cp);
+      else if (cp < 0x800) text += char(0xC0 | cp >> 6), text += char(0x80 | (cp & 0x3F));
+      else if (cp < 0x10000) text += char(0xE0 | cp >> 12), text += char(0x80 | (cp >> 6 & 0x3F)), text += char(0x80 | (cp & 0x3F));
+      else text += char(0xF0 | cp >> 18), text += char(0x80 | (cp >> 12 & 0x3F)), text += char(0x80 | (cp >> 6 & 0x3F)), text += char(0x80 | (cp & 0x3F));
+      if (rng() % 8 == 0) text += char(0x80 + rng() % 0x80);  // a stray byte
+    }
+    texts.push_back(text);
+  }
+  for (const auto& text : texts) ASSERT_EQ(pieces(fast, text), pieces(pcre2, text)) << text;
+}
+
 TEST(Tokenizer, StreamDecoderEmitsWholeCharacters) {
   const Tokenizer tok = Tokenizer::load(kData / "tiny");
   const std::string text = "你好，世界！😀 ok \xFF end 👨‍👩‍👧";
