@@ -5,6 +5,7 @@
 #include <random>
 
 #include "engine/error.hpp"
+#include "model/random.hpp"
 
 namespace vkm::model {
 
@@ -85,13 +86,6 @@ Tensor ParamLayout::gate_up(const Tensor& flat, int64_t layer) const {
 }
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 // Uniform in (0, 1]: the top 53 bits, never zero (the log below needs that).
 double uniform_open0(std::mt19937_64& g) { return double((g() >> 11) + 1) * 0x1.0p-53; }

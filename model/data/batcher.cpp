@@ -5,19 +5,11 @@
 #include <numeric>
 
 #include "engine/error.hpp"
+#include "model/random.hpp"
 
 namespace vkm::data {
 
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
+using model::splitmix64;
 
 bool in_validation(uint64_t i, double val_fraction, uint64_t split_seed) {
   if (val_fraction <= 0) return false;
