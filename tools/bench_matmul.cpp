@@ -43,7 +43,7 @@ int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
   const DType dtype = o.dtype == "f16" ? DType::f16 : DType::f32;
   // An f16 Y is rounded to 11 significant bits: relative to the largest value, half an ulp is 2^-12 of it.
   const double tolerance = dtype == DType::f16 ? 1e-3 : 1e-4;
-  const bool stamps = ctx.info().timestamps;
+  const bool stamps = ctx.timestamp_bits() > 0;  // what Program profiling uses: the chosen queue's timestamps
   std::printf("matmul, %s storage and fp32 sums, Y = X·Wᵀ (X [M,K], W [N,K]) on %s\n", o.dtype.c_str(),
               ctx.info().name.c_str());
   std::printf("GPU: median of %d runs after a warm-up, %s; CPU: naive i-j-k loop, 1 thread%s\n", o.repeats,
