@@ -20,6 +20,12 @@ namespace vkm::tools {
 
 namespace {
 
+struct BenchMatmulOptions {
+  int repeats = 5;
+  bool skip_cpu = false;
+  std::string dtype = "f32";  // storage of X, W and Y: f32 or f16 (sums are fp32 either way)
+};
+
 struct Size {
   int64_t M, N, K;
   double flop() const { return 2.0 * double(M) * double(N) * double(K); }
@@ -36,7 +42,6 @@ void cpu_linear(const std::vector<float>& x, const std::vector<float>& w, std::v
     }
 }
 
-}  // namespace
 
 int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
   Context ctx(ContextOptions{c.device});
@@ -97,6 +102,19 @@ int bench_matmul(const Common& c, const BenchMatmulOptions& o) {
   }
   if (wrong) std::fprintf(stderr, "bench matmul: the device's results differ from the CPU loop's\n");
   return wrong ? 1 : 0;
+}
+
+}  // namespace
+
+void add_bench_matmul(CLI::App& bench, const Common& common, int& exit_code) {
+  auto o = std::make_shared<BenchMatmulOptions>();
+  CLI::App* sub = bench.add_subcommand("matmul", "matmul GFLOP/s beside a plain C++ loop");
+  sub->add_option("--repeats", o->repeats, "Timed runs per shape")->check(CLI::PositiveNumber);
+  sub->add_flag("--skip-cpu", o->skip_cpu, "Do not time the C++ loop");
+  sub->add_option("--dtype", o->dtype, "Storage of the matrices (sums are fp32 either way)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
+  on_run(sub, exit_code, [&common, o] { return bench_matmul(common, *o); });
 }
 
 }  // namespace vkm::tools

@@ -24,6 +24,12 @@ namespace vkm::tools {
 
 namespace {
 
+struct BenchOpsOptions {
+  int64_t batch = 8, seq = 512;
+  int repeats = 5;
+  std::string dtype = "f32";  // activations: f32, or f16 (weights' working copy too; master weights stay f32)
+};
+
 // MiniMind2-small.
 constexpr int64_t kHidden = 512, kLayers = 8, kHeads = 8, kKvHeads = 2, kHeadDim = 64, kFfn = 1408, kVocab = 6400;
 constexpr int64_t kParams = kVocab * kHidden + kHidden +
@@ -70,7 +76,6 @@ double bytes_of(std::initializer_list<Tensor> ts) {
   return b;
 }
 
-}  // namespace
 
 int bench_ops(const Common& c, const BenchOpsOptions& o) {
   Context ctx(ContextOptions{c.device});
@@ -182,6 +187,20 @@ int bench_ops(const Common& c, const BenchOpsOptions& o) {
         [&](Program& p) { ops::adamw(p, {0.9f, 0.95f, 1e-8f, 0.01f}, params, grads, m, vv, step, stats, params_half); },
         0, bytes_of({params, params, grads, m, m, vv, vv}) + (params_half ? bytes_of({params_half}) : 0));
   return 0;
+}
+
+}  // namespace
+
+void add_bench_ops(CLI::App& bench, const Common& common, int& exit_code) {
+  auto o = std::make_shared<BenchOpsOptions>();
+  CLI::App* sub = bench.add_subcommand("ops", "Every op forward and backward at MiniMind2-small sizes");
+  sub->add_option("--batch", o->batch, "Sequences per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--seq", o->seq, "Tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--repeats", o->repeats, "Timed runs per op")->check(CLI::PositiveNumber);
+  sub->add_option("--dtype", o->dtype, "Activations (master weights and optimizer state stay f32)")
+      ->check(CLI::IsMember({"f32", "f16"}))
+      ->capture_default_str();
+  on_run(sub, exit_code, [&common, o] { return bench_ops(common, *o); });
 }
 
 }  // namespace vkm::tools

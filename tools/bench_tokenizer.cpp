@@ -23,6 +23,13 @@ namespace vkm::tools {
 
 namespace {
 
+struct BenchTokenizerOptions {
+  std::vector<std::string> data;
+  int64_t vocab = 6400;
+  int threads = 0;
+  std::string out;  // where the trained tokenizer goes (default: a temporary folder)
+};
+
 namespace fs = std::filesystem;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -79,7 +86,6 @@ EncodeRun encode_all(const fs::path& dir, const std::vector<std::string_view>& t
   return r;
 }
 
-}  // namespace
 
 int bench_tokenizer(const BenchTokenizerOptions& o) {
   const int cores = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -117,6 +123,18 @@ int bench_tokenizer(const BenchTokenizerOptions& o) {
   std::printf("tokens: %lld, %.3f bytes/token; texts not decoding to themselves: %zu\n", (long long)one.tokens,
               double(text_bytes) / double(one.tokens), one.mismatches + all.mismatches);
   return one.mismatches + all.mismatches == 0 && one.tokens == all.tokens ? 0 : 1;
+}
+
+}  // namespace
+
+void add_bench_tokenizer(CLI::App& bench, const Common&, int& exit_code) {
+  auto o = std::make_shared<BenchTokenizerOptions>();
+  CLI::App* sub = bench.add_subcommand("tokenizer", "Tokenizer training time, peak memory, encoding MB/s");
+  sub->add_option("--data", o->data, "Corpus files (JSONL or text)")->required()->check(CLI::ExistingFile);
+  sub->add_option("--vocab", o->vocab, "Vocabulary size")->capture_default_str();
+  sub->add_option("--threads", o->threads, "Threads for training and parallel encoding (0: all cores)");
+  sub->add_option("--out", o->out, "Keep the trained tokenizer in this folder");
+  on_run(sub, exit_code, [o] { return bench_tokenizer(*o); });
 }
 
 }  // namespace vkm::tools

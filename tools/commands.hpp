@@ -1,9 +1,11 @@
 #pragma once
-// One function per subcommand; tools/vkmind.cpp wires them to the command line.
-#include <cstdint>
+// Each tools/<command>.cpp adds its subcommand with an add_<command>() function: the options it parses and a
+// callback that calls into model/ or engine/ and sets the exit code. tools/vkmind.cpp lists them.
+#include <functional>
 #include <optional>
 #include <string>
-#include <vector>
+
+#include <CLI/CLI.hpp>
 
 namespace vkm::tools {
 
@@ -11,39 +13,17 @@ struct Common {
   std::optional<std::string> device;  // --device: index or name substring
 };
 
-int devices(const Common& c, bool json);
-int selfcheck(const Common& c);
+// Runs `work` when `sub` was chosen on the command line, its return value being the exit code.
+inline void on_run(CLI::App* sub, int& exit_code, std::function<int()> work) {
+  sub->callback([&exit_code, work = std::move(work)] { exit_code = work(); });
+}
 
-struct BenchMatmulOptions {
-  int repeats = 5;
-  bool skip_cpu = false;
-  std::string dtype = "f32";  // storage of X, W and Y: f32 or f16 (sums are fp32 either way)
-};
-int bench_matmul(const Common& c, const BenchMatmulOptions& o);
-
-struct BenchOpsOptions {
-  int64_t batch = 8, seq = 512;
-  int repeats = 5;
-  std::string dtype = "f32";  // activations: f32, or f16 (weights' working copy too; master weights stay f32)
-};
-int bench_ops(const Common& c, const BenchOpsOptions& o);
-
-struct TrainTokenizerOptions {
-  std::vector<std::string> data;  // JSONL (.jsonl, .json) or plain text files
-  std::string out;
-  int64_t vocab = 6400, min_frequency = 2;
-  int reserved = 0;  // <|reserved_0|>... after the three special tokens
-  bool nfkc = false;
-  int threads = 0;   // 0: all cores
-};
-int train_tokenizer(const TrainTokenizerOptions& o);
-
-struct BenchTokenizerOptions {
-  std::vector<std::string> data;
-  int64_t vocab = 6400;
-  int threads = 0;
-  std::string out;  // where the trained tokenizer goes (default: a temporary folder)
-};
-int bench_tokenizer(const BenchTokenizerOptions& o);
+void add_devices(CLI::App& app, const Common& common, int& exit_code);
+void add_selfcheck(CLI::App& app, const Common& common, int& exit_code);
+void add_train_tokenizer(CLI::App& app, const Common& common, int& exit_code);
+// `bench` subcommands hang off the one `bench` command.
+void add_bench_matmul(CLI::App& bench, const Common& common, int& exit_code);
+void add_bench_ops(CLI::App& bench, const Common& common, int& exit_code);
+void add_bench_tokenizer(CLI::App& bench, const Common& common, int& exit_code);
 
 }  // namespace vkm::tools

@@ -105,6 +105,8 @@ void print(const DeviceInfo& d, bool selected) {
 
 }  // namespace
 
+namespace {
+
 int devices(const Common& c, bool json) {
   Instance instance;
   const DeviceInfo& chosen = instance.select(c.device);
@@ -119,6 +121,15 @@ int devices(const Common& c, bool json) {
     std::printf("\n");
   }
   return 0;
+}
+
+}  // namespace
+
+void add_devices(CLI::App& app, const Common& common, int& exit_code) {
+  auto json = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand("devices", "List the Vulkan devices and what they support");
+  sub->add_flag("--json", *json, "Print JSON");
+  on_run(sub, exit_code, [&common, json] { return devices(common, *json); });
 }
 
 }  // namespace vkm::tools

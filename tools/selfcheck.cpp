@@ -8,6 +8,8 @@
 
 namespace vkm::tools {
 
+namespace {
+
 int selfcheck(const Common& c) {
   Context ctx(ContextOptions{c.device});
   std::printf("selfcheck on %s (Vulkan %s%s)\n", ctx.info().name.c_str(), ctx.info().version_string().c_str(),
@@ -29,6 +31,13 @@ int selfcheck(const Common& c) {
   }
   std::printf(failed ? "selfcheck: %d FAILED\n" : "selfcheck: all OK\n", failed);
   return failed ? 1 : 0;
+}
+
+}  // namespace
+
+void add_selfcheck(CLI::App& app, const Common& common, int& exit_code) {
+  CLI::App* sub = app.add_subcommand("selfcheck", "Run every shader once on small inputs and report OK or the failure");
+  on_run(sub, exit_code, [&common] { return selfcheck(common); });
 }
 
 }  // namespace vkm::tools

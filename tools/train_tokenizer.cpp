@@ -12,6 +12,15 @@ namespace vkm::tools {
 
 namespace {
 
+struct TrainTokenizerOptions {
+  std::vector<std::string> data;  // JSONL (.jsonl, .json) or plain text files
+  std::string out;
+  int64_t vocab = 6400, min_frequency = 2;
+  int reserved = 0;  // <|reserved_0|>... after the three special tokens
+  bool nfkc = false;
+  int threads = 0;   // 0: all cores
+};
+
 // One status line per stage, rewritten in place at most every half second: done/total, rate, ETA.
 class ProgressLine {
  public:
@@ -45,7 +54,6 @@ class ProgressLine {
   std::chrono::steady_clock::time_point stage_start_, printed_;
 };
 
-}  // namespace
 
 int train_tokenizer(const TrainTokenizerOptions& o) {
   tok::TrainOptions t;
@@ -76,6 +84,23 @@ int train_tokenizer(const TrainTokenizerOptions& o) {
                 "than --vocab %lld\n",
                 (long long)o.min_frequency, (long long)o.vocab);
   return 0;
+}
+
+}  // namespace
+
+void add_train_tokenizer(CLI::App& app, const Common&, int& exit_code) {
+  auto o = std::make_shared<TrainTokenizerOptions>();
+  CLI::App* sub = app.add_subcommand("train-tokenizer", "Train a byte-level BPE tokenizer (Hugging Face tokenizer.json)");
+  sub->add_option("--data", o->data, "JSONL (text, conversations, chosen/rejected) or plain text files")
+      ->required()->check(CLI::ExistingFile);
+  sub->add_option("--out", o->out, "Folder for tokenizer.json and tokenizer_config.json")->required();
+  sub->add_option("--vocab", o->vocab, "Vocabulary size, special and byte tokens included")->capture_default_str();
+  sub->add_option("--min-frequency", o->min_frequency, "Never merge a pair seen fewer times")->capture_default_str();
+  sub->add_option("--reserved", o->reserved, "Reserved special tokens after the three of ChatML")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--nfkc", o->nfkc, "NFKC-normalize text before pre-tokenization");
+  sub->add_option("--threads", o->threads, "Counting threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  on_run(sub, exit_code, [o] { return train_tokenizer(*o); });
 }
 
 }  // namespace vkm::tools
