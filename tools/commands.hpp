@@ -21,9 +21,16 @@ inline void on_run(CLI::App* sub, int& exit_code, std::function<int()> work) {
 void add_devices(CLI::App& app, const Common& common, int& exit_code);
 void add_selfcheck(CLI::App& app, const Common& common, int& exit_code);
 void add_train_tokenizer(CLI::App& app, const Common& common, int& exit_code);
+void add_export(CLI::App& app, const Common& common, int& exit_code);
+void add_report(CLI::App& app, const Common& common, int& exit_code);
+void add_train(CLI::App& app, const Common& common, int& exit_code);  // pretrain, sft, eval
+void add_chat(CLI::App& app, const Common& common, int& exit_code);
+void add_generate(CLI::App& app, const Common& common, int& exit_code);
 // `bench` subcommands hang off the one `bench` command.
 void add_bench_matmul(CLI::App& bench, const Common& common, int& exit_code);
 void add_bench_ops(CLI::App& bench, const Common& common, int& exit_code);
 void add_bench_tokenizer(CLI::App& bench, const Common& common, int& exit_code);
+void add_bench_generate(CLI::App& bench, const Common& common, int& exit_code);
+void add_bench_train(CLI::App& bench, const Common& common, int& exit_code);
 
 }  // namespace vkm::tools

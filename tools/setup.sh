@@ -8,6 +8,7 @@ packages=(
   libvulkan-dev libvulkan-volk-dev glslc glslang-tools spirv-tools
   mesa-vulkan-drivers vulkan-validationlayers
   nlohmann-json3-dev libcli11-dev googletest libgtest-dev libpcre2-dev libutf8proc-dev
+  python3 opencc
 )
 
 missing=()

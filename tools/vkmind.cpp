@@ -17,12 +17,20 @@ int main(int argc, char** argv) {
   add_devices(app, common, exit_code);
   add_selfcheck(app, common, exit_code);
   add_train_tokenizer(app, common, exit_code);
+  add_export(app, common, exit_code);
+  add_report(app, common, exit_code);
+  add_train(app, common, exit_code);
+
+  add_chat(app, common, exit_code);
+  add_generate(app, common, exit_code);
 
   CLI::App* bench = app.add_subcommand("bench", "Measure speed");
   bench->require_subcommand(1);
   add_bench_matmul(*bench, common, exit_code);
   add_bench_ops(*bench, common, exit_code);
   add_bench_tokenizer(*bench, common, exit_code);
+  add_bench_generate(*bench, common, exit_code);
+  add_bench_train(*bench, common, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -21,11 +21,14 @@ void check_table_args(int64_t positions, int64_t head_dim, double theta, const s
         "positive attention factor");
 }
 
-// y = R x (rope) or y = Rᵀ x (rope_backward, `transpose`); error messages say x and y as the caller does.
+// y = R x (rope, rope_at) or y = Rᵀ x (rope_backward, `transpose`); error messages say x and y as the caller
+// does. With `positions` (rope_at), start_pos is unused and each token's position is read on the device.
 void apply(Program& p, const char* op, const char* x_name, const Tensor& x, const char* y_name, const Tensor& y,
-           const Tensor& table, int64_t start_pos, bool transpose) {
+           const Tensor& table, int64_t start_pos, bool transpose, const Tensor& positions = {}) {
   const std::string what = std::string(op) + " (" + x_name + " " + x.describe() + ", " + y_name + " " + y.describe() +
-                           ", table " + table.describe() + ", start_pos " + std::to_string(start_pos) + ")";
+                           ", table " + table.describe() +
+                           (positions ? ", positions " + positions.describe() : ", start_pos " + std::to_string(start_pos)) +
+                           ")";
   if (!x || !y || !table) throw Error(what + ": a tensor is not allocated");
   if (x.rank() != 4 || x.numel() == 0 || x.dim(3) % 2)
     throw Error(what + ": " + x_name + " must be non-empty [B,T,H,D], D even");
@@ -34,21 +37,27 @@ void apply(Program& p, const char* op, const char* x_name, const Tensor& x, cons
     throw Error(what + ": " + x_name + " and " + y_name + " must have one shape and be both f32 or both f16");
   if (table.dtype != DType::f32 || table.rank() != 3 || table.dim(1) != half || table.dim(2) != 2)
     throw Error(what + ": the table must be f32 [positions, " + std::to_string(half) + ", 2] (rope_table)");
-  if (start_pos < 0 || start_pos + T > table.dim(0))
+  if (positions && (positions.dtype != DType::i32 || positions.shape != Shape{x.dim(0), T}))
+    throw Error(what + ": positions must be i32 [B, T] = [" + std::to_string(x.dim(0)) + ", " + std::to_string(T) + "]");
+  if (!positions && (start_pos < 0 || start_pos + T > table.dim(0)))
     throw Error(what + ": positions " + std::to_string(start_pos) + ".." + std::to_string(start_pos + T - 1) +
                 " are not all in the table");
   // In place is safe (each pair is read, then written, by one invocation); a shifted overlap is not.
   if (y.overlaps(x) && y.offset != x.offset) throw Error(what + ": " + y_name + " partly overlaps " + x_name);
-  if (y.overlaps(table)) throw Error(what + ": " + y_name + " overlaps the table");
+  if (y.overlaps(table) || y.overlaps(positions)) throw Error(what + ": " + y_name + " overlaps the table or positions");
 
   Context& ctx = p.context();
   const bool f16 = x.dtype == DType::f16;
   if (f16) require_16bit(ctx, op);
   struct Push {
-    uint32_t rows, row0, T, H, pairs, x_skip, y_skip, t_skip, transpose;
+    uint32_t rows, row0, T, H, pairs, x_skip, y_skip, t_skip, transpose, positions_skip, table_rows;
   };
-  const Kernel& k = ctx.kernel({f16 ? "rope.f16" : "rope.f32", 3, sizeof(Push), {kGroupSize}});
-  const auto [tb, t_skip] = aligned_span(ctx, table, start_pos * half * 2, T * half * 2);
+  const std::string variant = std::string("rope.") + (positions ? "at_" : "") + (f16 ? "f16" : "f32");
+  const Kernel& k = ctx.kernel({variant, positions ? 4u : 3u, sizeof(Push), {kGroupSize}});
+  // The table from the first position used; with device positions, all of it.
+  const auto [tb, t_skip] = positions ? aligned_span(ctx, table, 0, table.numel())
+                                      : aligned_span(ctx, table, start_pos * half * 2, T * half * 2);
+  const auto [pb, positions_skip] = positions ? aligned_span(ctx, positions, 0, positions.numel()) : std::pair{tb, 0u};
   // Pieces of whole rows, each bindable even from the aligned offset below it.
   const DeviceInfo& d = ctx.info();
   const int64_t rows = x.numel() / D, row_bytes = D * int64_t(dtype_size(x.dtype));
@@ -58,8 +67,11 @@ void apply(Program& p, const char* op, const char* x_name, const Tensor& x, cons
     const int64_t n = std::min(per, rows - r0);
     const auto [xb, x_skip] = aligned_span(ctx, x, r0 * D, n * D);
     const auto [yb, y_skip] = aligned_span(ctx, y, r0 * D, n * D);
-    Push push{uint32_t(n), uint32_t(r0), uint32_t(T), uint32_t(H), uint32_t(half), x_skip, y_skip, t_skip, transpose};
-    p.dispatch(k, {in(xb), out(yb), in(tb)}, push, stride_groups(n * half));
+    const Push push{uint32_t(n), uint32_t(r0), uint32_t(T), uint32_t(H), uint32_t(half), x_skip, y_skip, t_skip,
+                    transpose, positions_skip, uint32_t(table.dim(0))};
+    std::vector<Binding> bindings{in(xb), out(yb), in(tb)};
+    if (positions) bindings.push_back(in(pb));
+    p.dispatch(k, std::move(bindings), push, stride_groups(n * half));
   }
 }
 
@@ -109,6 +121,11 @@ void rope(Program& p, const Tensor& x, const Tensor& y, const Tensor& table, int
 
 void rope_backward(Program& p, const Tensor& dy, const Tensor& dx, const Tensor& table, int64_t start_pos) {
   apply(p, "rope_backward", "dy", dy, "dx", dx, table, start_pos, true);
+}
+
+void rope_at(Program& p, const Tensor& x, const Tensor& y, const Tensor& table, const Tensor& positions) {
+  if (!positions) throw Error("rope_at: positions is not allocated");
+  apply(p, "rope_at", "x", x, "y", y, table, 0, false, positions);
 }
 
 }  // namespace vkm::ops

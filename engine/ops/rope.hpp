@@ -44,6 +44,12 @@ std::vector<float> rope_table(int64_t positions, int64_t head_dim, double theta 
 // rope_table for this D, with at least start_pos + T positions.
 void rope(Program& p, const Tensor& x, const Tensor& y, const Tensor& table, int64_t start_pos = 0);
 
+// rope for decoding, where positions live on the device (a recorded program serves every step): the token t of
+// sequence b is at position positions[b, t], positions i32 [B, T]. A row whose position lies outside the table
+// (padding, marked -1; a sequence past its context) becomes zeros. table: rope_table with every position the
+// sequences may reach. Otherwise as rope.
+void rope_at(Program& p, const Tensor& x, const Tensor& y, const Tensor& table, const Tensor& positions);
+
 // The backward: dx = Rᵀ dy, each pair turned back by its angle (rope's transpose, with the same table).
 // Same shapes and rules as rope.
 void rope_backward(Program& p, const Tensor& dy, const Tensor& dx, const Tensor& table, int64_t start_pos = 0);

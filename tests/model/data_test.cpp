@@ -8,7 +8,6 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +16,7 @@
 #include "model/data/dataset.hpp"
 #include "model/data/token_cache.hpp"
 #include "model/tokenizer/tokenizer.hpp"
+#include "tests/support/test_util.hpp"
 
 namespace vkm::data {
 namespace {
@@ -24,28 +24,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kData = fs::path(__FILE__).parent_path().parent_path() / "data";
+const fs::path kData = test::data_dir();
 
 const tok::Tokenizer& tokenizer() {
   static const tok::Tokenizer t = tok::Tokenizer::load(kData / "tokenizer" / "trained");
   return t;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("vkm_data_test_" + std::to_string(::getpid()) + "_" + info->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::binary) << text;
-    return path / name;
-  }
-};
+using test::TempDir;
 
 std::vector<std::string> read_lines(const fs::path& f) {
   std::ifstream in(f);

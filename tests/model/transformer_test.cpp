@@ -13,7 +13,10 @@
 #include "engine/ops/fill.hpp"
 #include "model/config.hpp"
 #include "model/params.hpp"
+#include "model/train/graph.hpp"
 #include "model/transformer.hpp"
+#include "tests/reference/adamw.hpp"
+#include "tests/reference/grad_norm.hpp"
 #include "tests/reference/model.hpp"
 #include "tests/support/test_util.hpp"
 
@@ -282,6 +285,52 @@ TEST(ModelReference, BackwardIsGradientOfLoss) {
   const double err = test::rel_l2(analytic, numeric);
   std::printf("  %zu sampled parameters: relative L2 %.2e\n", numeric.size(), err);
   EXPECT_LE(err, 1e-7);
+}
+
+// Three optimizer steps of the trainer's step program (two accumulated micro-batches each, clipping active)
+// against the reference: gradients of the double model averaged over the micro-batches, clipped by their
+// global norm, then torch's AdamW.
+TEST(TrainGraph, ThreeAdamWStepsMatchReference) {
+  const ModelConfig c = model::preset("tiny");
+  const int B = 2, T = 9, accum = 2;
+  const double lr = 1e-2, clip = 0.5;
+  const ParamLayout layout(c);
+  const std::vector<float> init = model::init_params(layout, 21);
+  const ops::AdamWConfig cfg{0.9f, 0.95f, 1e-8f, 0.1f};
+  train::TrainGraph graph(ctx(), layout, B, T, accum, true, cfg, clip);
+  graph.upload(init);
+
+  const size_t n = init.size();
+  std::vector<double> p = test::to_double(init), m(n, 0.0), v(n, 0.0);
+  const ref::ModelShape s = shape_of(c, B, T);
+  for (uint32_t t = 1; t <= 3; ++t) {
+    std::vector<double> g(n, 0.0);
+    double want_loss = 0;
+    for (int k = 0; k < accum; ++k) {
+      const ref::ModelInputs in = random_inputs(B, T, c.vocab, 100 * t + uint32_t(k));
+      data::Batch b{B, T, in.ids, in.targets, std::vector<float>(in.mask.begin(), in.mask.end()), {}};
+      graph.set_batch(k, b);
+      std::vector<float> pf(p.begin(), p.end());
+      const ref::ModelGrads r = ref::model_backward(s, unflatten(layout, pf), in);
+      const std::vector<double> flat = flatten(layout, r.dw);
+      for (size_t i = 0; i < n; ++i) g[i] += flat[i] / accum;
+      want_loss += r.loss / accum;
+    }
+    graph.submit_step(lr, t);
+    const train::StepStats got = graph.finish_step();
+    const double norm = ref::l2_norm(g);
+    ref::adamw_step(p, m, v, g, lr, t, ref::clip_factor(norm, clip), {0.9, 0.95, 1e-8, 0.1});
+    const double perr = test::rel_l2(test::to_double(graph.params()), p);
+    std::printf("  step %u: loss %.6f (reference %.6f), |g| %.5f (reference %.5f), parameters relative L2 %.2e\n", t,
+                got.loss, want_loss, got.grad_norm, norm, perr);
+    EXPECT_NEAR(got.loss, want_loss, 1e-5 * want_loss);
+    EXPECT_NEAR(got.grad_norm, norm, 1e-4 * norm);
+    EXPECT_GT(norm, clip) << "the test should exercise clipping";
+    EXPECT_FALSE(got.non_finite);
+    EXPECT_LE(perr, 1e-5);
+    EXPECT_LE(test::rel_l2(test::to_double(graph.m()), m), 1e-4);
+    EXPECT_LE(test::rel_l2(test::to_double(graph.v()), v), 1e-4);
+  }
 }
 
 TEST(Transformer, RefusesActivationsLargerThanTheHeap) {

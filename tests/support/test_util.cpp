@@ -1,6 +1,8 @@
 #include "tests/support/test_util.hpp"
 
 #include <cstring>
+#include <fstream>
+#include <unistd.h>
 
 #include "engine/error.hpp"
 #include "engine/instance.hpp"
@@ -114,6 +116,26 @@ class ValidationListener : public testing::EmptyTestEventListener {
 };
 
 }  // namespace
+std::filesystem::path data_dir() { return std::filesystem::path(__FILE__).parent_path().parent_path() / "data"; }
+
+TempDir::TempDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string test = info ? std::string(info->test_suite_name()) + "_" + info->name() : "suite";
+  std::string name = "vkm_test_" + std::to_string(::getpid()) + "_" + test;
+  for (char& ch : name)
+    if (ch == '/') ch = '_';
+  path = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() { std::filesystem::remove_all(path); }
+
+std::filesystem::path TempDir::write(const std::string& name, const std::string& text) const {
+  std::ofstream(path / name, std::ios::binary) << text;
+  return path / name;
+}
+
 }  // namespace vkm::test
 
 int main(int argc, char** argv) {

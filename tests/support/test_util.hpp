@@ -4,6 +4,7 @@
 // error the tolerances are stated in.
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <ostream>
@@ -74,5 +75,18 @@ std::vector<ref::Vec> run_twice(const std::vector<Tensor>& outputs, const std::f
 
 // Expects `call` to throw vkm::Error with `text` in its message (for errors that name the offending tensor).
 void expect_error(const std::string& text, const std::function<void()>& call);
+
+// The committed test data (tests/data).
+std::filesystem::path data_dir();
+
+// A fresh folder for the current test, removed with everything in it at the end of the scope.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path write(const std::string& name, const std::string& text) const;  // a file in it
+};
 
 }  // namespace vkm::test

@@ -1,0 +1,64 @@
+#pragma once
+// The device side of training and evaluation: flat parameter buffers, the transformer's activations,
+// host-visible slots for the inputs of each micro-batch, and the two programs (a whole optimizer step; a
+// forward pass for validation), each recorded once and resubmitted.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/context.hpp"
+#include "engine/memory.hpp"
+#include "engine/ops/adamw.hpp"
+#include "engine/program.hpp"
+#include "model/data/batcher.hpp"
+#include "model/params.hpp"
+#include "model/transformer.hpp"
+
+namespace vkm::train {
+
+struct StepStats {
+  double loss;        // mean over the micro-batches of their mean token loss
+  double grad_norm;   // before clipping
+  bool non_finite;    // the gradients held an inf or NaN: AdamW skipped the step on the device
+};
+
+class TrainGraph {
+ public:
+  // accum micro-batches of [batch, seq] per step; with_optimizer false builds only the forward program.
+  // profile: the step program times each command (and runs them one at a time): see step_timings().
+  TrainGraph(Context& ctx, const model::ParamLayout& layout, int batch, int seq, int accum, bool with_optimizer,
+             const ops::AdamWConfig& adamw = {}, double clip = 1.0, bool profile = false);
+
+  void upload(const std::vector<float>& params, const std::vector<float>& m = {}, const std::vector<float>& v = {});
+  std::vector<float> params() const;
+  std::vector<float> m() const;
+  std::vector<float> v() const;
+
+  // Writes micro-batch k's inputs into its host slot; no program that reads the slot may be running.
+  void set_batch(int k, const data::Batch& b);
+  // Starts the optimizer step over the batches in the slots with this learning rate and step number (1-based).
+  void submit_step(double lr, uint32_t t);
+  // Waits for the step and reads its loss and gradient statistics.
+  StepStats finish_step();
+  // The mean token loss of slot 0's batch under the current parameters (waits).
+  double eval(const data::Batch& b);
+
+  // GPU time of each command of the last step (profiling only).
+  std::vector<DispatchTiming> step_timings() { return step_->timings(); }
+
+  int64_t tokens_per_step() const { return int64_t(batch_) * seq_ * accum_; }
+
+ private:
+  Context& ctx_;
+  const model::ParamLayout& layout_;
+  int batch_, seq_, accum_;
+  std::unique_ptr<Arena> device_, host_;
+  model::ParamBuffers buffers_;
+  std::unique_ptr<model::Transformer> transformer_;
+  std::vector<Tensor> ids_, targets_, mask_;  // host slots, one per micro-batch
+  Tensor losses_, stats_, adam_step_, norm_scratch_;
+  std::unique_ptr<Program> step_, forward_;
+  uint64_t ticket_ = 0;
+};
+
+}  // namespace vkm::train
