@@ -16,10 +16,13 @@
 #include "engine/ops/common.hpp"
 #include "engine/ops/fill.hpp"
 #include "engine/ops/grad_norm.hpp"
+#include "engine/ops/kv_cache.hpp"
 #include "engine/ops/matmul.hpp"
+#include "engine/ops/matvec.hpp"
 #include "engine/ops/reduce.hpp"
 #include "engine/ops/rmsnorm.hpp"
 #include "engine/ops/rope.hpp"
+#include "engine/ops/sample.hpp"
 #include "engine/program.hpp"
 
 namespace vkm {
@@ -304,14 +307,20 @@ std::string check_rope(Context& ctx) {
       }
   Arena a(ctx, "selfcheck", MemoryKind::device, 1 << 20);
   Tensor X = a.alloc(DType::f32, {1, T, H, D}), back = a.alloc(DType::f32, {1, T, H, D});
+  Tensor at = a.alloc(DType::f32, {1, T, H, D}), pos = a.alloc(DType::i32, {1, T});
   Tensor tab = a.alloc(DType::f32, {start + T, half, 2});
   ctx.write(X, x);
   ctx.write(tab, table);
+  std::vector<int32_t> positions;
+  for (int64_t t = 0; t < T; ++t) positions.push_back(int32_t(start + t));
+  ctx.write(pos, positions);
   run(ctx, [&](Program& p) {
+    ops::rope_at(p, X, at, tab, pos);
     ops::rope(p, X, X, tab, start);
     ops::rope_backward(p, X, back, tab, start);
   });
   if (std::string e = compare(ctx.read<float>(X), y, 1e-5f); !e.empty()) return "rope: " + e;
+  if (std::string e = compare(ctx.read<float>(at), y, 1e-5f); !e.empty()) return "rope_at: " + e;
   std::string e = compare(ctx.read<float>(back), x, 1e-5f);
   return e.empty() ? "" : "rope_backward of rope: " + e;
 }
@@ -503,6 +512,73 @@ std::string check_attention(Context& ctx) {
   return "";
 }
 
+// A few rows through matvec (the decoding linear layer), against a float loop.
+std::string check_matvec(Context& ctx) {
+  const int64_t M = 3, N = 37, K = 20;
+  const std::vector<float> x = ramp(M * K), w = ramp(N * K, 0.02f);
+  std::vector<float> y(M * N, 0.0f);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j)
+      for (int64_t k = 0; k < K; ++k) y[i * N + j] += x[i * K + k] * w[j * K + k];
+  Arena a(ctx, "selfcheck", MemoryKind::device, 1 << 20);
+  Tensor X = a.alloc(DType::f32, {M, K}), W = a.alloc(DType::f32, {N, K}), Y = a.alloc(DType::f32, {M, N});
+  ctx.write(X, x);
+  ctx.write(W, w);
+  run(ctx, [&](Program& p) { ops::matvec(p, X, W, Y); });
+  return compare(ctx.read<float>(Y), y, 1e-5f);
+}
+
+// Keys and values appended at positions 0..S-1, then a zero query: equal scores, so each output is the mean of
+// the values the causal bound lets it see.
+std::string check_kv_cache(Context& ctx) {
+  const int64_t S = 6, H = 2, D = 4;
+  const std::vector<float> k = ramp(S * H * D), v = ramp(S * H * D, 0.05f);
+  std::vector<int32_t> positions;
+  for (int64_t t = 0; t < S; ++t) positions.push_back(int32_t(t));
+  std::vector<float> want(S * H * D, 0.0f);
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t d = 0; d < D; ++d) {
+        for (int64_t s = 0; s <= t; ++s) want[(t * H + h) * D + d] += v[(s * H + h) * D + d];
+        want[(t * H + h) * D + d] /= float(t + 1);
+      }
+  Arena a(ctx, "selfcheck", MemoryKind::device, 1 << 20);
+  Tensor K = a.alloc(DType::f32, {1, S, H, D}), V = a.alloc(DType::f32, {1, S, H, D});
+  Tensor Kc = a.alloc(DType::f32, {1, S, H, D}), Vc = a.alloc(DType::f32, {1, S, H, D});
+  Tensor Q = a.alloc(DType::f32, {1, S, H, D}), Out = a.alloc(DType::f32, {1, S, H, D});
+  Tensor pos = a.alloc(DType::i32, {1, S}), scratch = a.alloc(DType::f32, {ops::kv_attention_scratch_elems(Q, S)});
+  ctx.write(K, k);
+  ctx.write(V, v);
+  ctx.write(Q, std::vector<float>(S * H * D, 0.0f));
+  ctx.write(pos, positions);
+  run(ctx, [&](Program& p) {
+    ops::kv_append(p, K, V, Kc, Vc, pos);
+    ops::kv_attention(p, Q, Kc, Vc, pos, Out, scratch);
+  });
+  if (std::string e = compare(ctx.read<float>(Kc), k, 0); !e.empty()) return "kv_append: " + e;
+  std::string e = compare(ctx.read<float>(Out), want, 1e-5f);
+  return e.empty() ? "" : "kv_attention: " + e;
+}
+
+// Greedy sampling of two sequences: the most likely token, written, and the position advanced.
+std::string check_sample(Context& ctx) {
+  const int64_t B = 2, V = 300;
+  std::vector<float> logits = ramp(B * V);
+  logits[17] = 3.0f, logits[V + 250] = 2.0f;
+  Arena a(ctx, "selfcheck", MemoryKind::device, 1 << 20);
+  Tensor L = a.alloc(DType::f32, {B, V}), seen = a.alloc(DType::u32, {B, ops::sample_seen_words(V)});
+  Tensor seeds = a.alloc(DType::u32, {B}), pos = a.alloc(DType::i32, {B}), tokens = a.alloc(DType::i32, {B});
+  ctx.write(L, logits);
+  ctx.write(seen, std::vector<uint32_t>(size_t(B * ops::sample_seen_words(V)), 0));
+  ctx.write(seeds, std::vector<uint32_t>{1, 2});
+  ctx.write(pos, std::vector<int32_t>{4, 9});
+  run(ctx, [&](Program& p) { ops::sample(p, L, {.temperature = 0.0f}, seen, seeds, pos, tokens); });
+  const auto got = ctx.read<int32_t>(tokens), at = ctx.read<int32_t>(pos);
+  if (got != std::vector<int32_t>{17, 250})
+    return "tokens " + std::to_string(got[0]) + ", " + std::to_string(got[1]) + ", want 17, 250";
+  return at == std::vector<int32_t>{5, 10} ? "" : "positions not advanced by one";
+}
+
 const std::vector<std::pair<const char*, Check>>& checks() {
   static const std::vector<std::pair<const char*, Check>> all = {
       {"fill", check_fill},
@@ -519,6 +595,9 @@ const std::vector<std::pair<const char*, Check>>& checks() {
       {"cross_entropy", check_cross_entropy},
       {"grad_norm", check_grad_norm},
       {"adamw", check_adamw},
+      {"matvec", check_matvec},
+      {"kv_cache", check_kv_cache},
+      {"sample", check_sample},
   };
   return all;
 }

@@ -9,7 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/memory.hpp"
 #include "model/config.hpp"
+#include "model/generate/chat.hpp"
+#include "model/generate/decoder.hpp"
+#include "model/params.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 #include "model/io/model_files.hpp"
 #include "model/train/checkpoint.hpp"
 #include "model/train/trainer.hpp"
@@ -233,6 +238,30 @@ TEST(Trainer, SftFromPretrainedLearnsTheAnswers) {
   const train::EvalResult e = train::evaluate(ctx(), sft.out / "model", sft.data, data::Format::sft, 4, 128);
   std::printf("  eval on the conversations: loss %.3f\n", e.loss);
   EXPECT_LT(e.loss, 0.5);
+
+  // Greedy chat with the fine-tuned model: asked a trained single-turn question, it answers as trained.
+  const io::ModelFiles m = io::load_model(sft.out / "model");
+  const tok::Tokenizer tokenizer = tok::Tokenizer::load(sft.out / "model");
+  const model::ParamLayout layout(m.config);
+  Arena arena(ctx(), "sft model");
+  const model::ParamBuffers weights = model::allocate_params(arena, layout, false);
+  ctx().write(weights.values, m.params);
+  model::Decoder decoder(ctx(), layout, weights.values, {.batch = 1, .context = 256, .sampling = {.temperature = 0}});
+  int asked = 0, reproduced = 0;
+  std::ifstream lines(sft.data);
+  for (std::string line; std::getline(lines, line);) {
+    const auto turns = nlohmann::json::parse(line)["conversations"];
+    const bool with_system = turns[0]["role"] == "system";
+    if (turns.size() != (with_system ? 3u : 2u)) continue;
+    model::ChatSession chat(decoder, tokenizer, {with_system ? turns[0]["content"].get<std::string>() : "", 80});
+    const std::string want = turns.back()["content"];
+    const model::ChatReply reply = chat.ask(turns[with_system ? 1 : 0]["content"].get<std::string>());
+    ++asked;
+    reproduced += reply.text == want;
+    if (reply.text == want && reproduced == 1) std::printf("  reproduced: %s\n", reply.text.c_str());
+  }
+  std::printf("  %d of %d single-turn answers reproduced exactly\n", reproduced, asked);
+  EXPECT_GE(2 * reproduced, asked) << "at least half of the trained answers come back word for word";
 }
 
 }  // namespace
