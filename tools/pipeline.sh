@@ -17,7 +17,8 @@
 # GPU MiniMind2-small on all of data/, one epoch of each (or what --budget-minutes allows). RUN/plan.env keeps
 # these choices from the first run, so a rerun continues the same run: Ctrl-C stops at a checkpoint, the same
 # command carries on. --redo STAGE deletes that stage's output (so it and what follows run again); --plan prints
-# what would run, and how, without running anything.
+# what would run, and how, without running anything. --data DIR trains on DIR/{pretrain,sft}{,_val}.jsonl
+# instead of fetched text; --vkmind BIN runs another binary than build/vkmind.
 set -euo pipefail
 
 stages=(data tokenizer pretrain sft samples report)
@@ -50,10 +51,13 @@ done
   die "--budget-minutes $budget: expected a positive number of minutes"
 # Paths given on the command line are relative to where the script was called from, the defaults (and the
 # commands printed) to the repository.
+caller=$PWD
 for p in out data vkmind; do
   [ -z "${!p}" ] || [[ "${!p}" == /* ]] || printf -v "$p" '%s' "$PWD/${!p}"
 done
 cd "$(dirname "$0")/.."
+# A path as the caller can use it.
+shown() { if [[ "$1" == /* || "$caller" == "$PWD" ]]; then echo "$1"; else echo "$PWD/$1"; fi; }
 out=${out:-runs/pipeline} vkmind=${vkmind:-build/vkmind}
 for p in out data vkmind; do printf -v "$p" '%s' "${!p#"$PWD"/}"; done
 [ -x "$vkmind" ] || die "$vkmind not found: build it first (cmake -S . -B build -G Ninja && cmake --build build), or pass --vkmind"
@@ -63,7 +67,7 @@ R=$out start_time=$(date +%s)
 # What the device gets, kept in RUN/plan.env (KEY=VALUE lines, read as data, never sourced).
 
 plan_keys=(device data vocab model batch seq pretrain_lr sft_lr warmup pretrain_share budget_minutes max_new_tokens
-           step_seconds pretrain_steps sft_steps eval_every save_every log_every)
+           step_seconds pretrain_steps sft_steps save_every log_every)
 plan_file=$R/plan.env
 for key in "${plan_keys[@]}"; do printf -v "plan_$key" '%s' ""; done
 
@@ -71,7 +75,7 @@ read_plan() {
   local n=0 line key
   while IFS= read -r line || [ -n "$line" ]; do
     n=$((n + 1))
-    [[ "$line" =~ ^([a-z_]+)=([A-Za-z0-9._/+-]*)$ ]] || die "$plan_file:$n: expected KEY=VALUE, got '$line'"
+    [[ "$line" =~ ^([a-z_]+)=(.*)$ ]] || die "$plan_file:$n: expected KEY=VALUE, got '$line'"
     key=${BASH_REMATCH[1]}
     [[ " ${plan_keys[*]} " == *" $key "* ]] || die "$plan_file:$n: unknown key '$key'"
     printf -v "plan_$key" '%s' "${BASH_REMATCH[2]}"
@@ -226,6 +230,7 @@ else
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo)
     [ "$(id -u)" = 0 ] || command -v sudo >/dev/null || die "fetching the data needs npm: install it (apt-get install npm)"
+    run "${sudo[@]}" apt-get update -qq
     run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm
   fi
   if [ "$D" = data/small ]; then run tools/fetch_data.sh --small; else run tools/fetch_data.sh; fi
@@ -286,7 +291,7 @@ run, data, budget, elapsed, share, batch, seq = sys.argv[1:]
 elapsed, share, per_step = float(elapsed), float(share), int(batch) * int(seq)
 RESERVE_S = 15      # samples and report
 STARTUP_S = 5       # a training command's start and final save
-EVAL_STEPS = 8      # 5 validations of 5 forward-only batches, in steps
+EVAL_STEPS = 8      # 4 validations of 5 forward-only batches (a third of a step each), rounded up
 
 elapsed_s = {}
 for line in open(f"{run}/calibration/metrics.jsonl"):
@@ -429,6 +434,6 @@ for line in list(open(sys.argv[1]))[:6]:
     print("  " + j["answer"].strip().replace("\n", "\n  "))
 EOF
 echo
-echo "All samples: $samples; the report: $R/report.html"
+echo "All samples: $(shown "$samples"); the report: $(shown "$R/report.html")"
 echo "Talk to the model:"
-echo "  $vkmind chat --model $model"
+echo "  $(shown "$vkmind") chat --model $(shown "$model")"

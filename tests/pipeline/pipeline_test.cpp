@@ -302,8 +302,14 @@ TEST_F(Pipeline, BadInputIsAClearError) {
   dir.write("data/sft_val.jsonl", "");
 
   fs::create_directories(out);
-  dir.write("run/plan.env", "device=cpu\nvocab=$(touch pwned)\n");
+  dir.write("run/plan.env", "device=cpu\nvocab 2048\n");
   expect_error({}, (out / "plan.env").string() + ":2: expected KEY=VALUE");
+  // Values are data: this one names a data folder that does not exist, and runs nothing.
+  const std::string pwned = (dir.path / "pwned").string();
+  dir.write("run/plan.env", "device=cpu\ndata=$(touch " + pwned + ")\nvocab=2048\nmodel=config.json\nbatch=4\nseq=128\n"
+                            "pretrain_lr=5e-3\nsft_lr=3e-3\nwarmup=10\npretrain_share=0.3\nmax_new_tokens=96\n");
+  expect_error({}, "$(touch " + pwned + ") lacks some of");
+  EXPECT_FALSE(fs::exists(pwned));
   dir.write("run/plan.env", "device=cpu\ncolour=blue\n");
   expect_error({}, (out / "plan.env").string() + ":2: unknown key 'colour'");
   dir.write("run/plan.env", "device=cpu\n");
