@@ -48,15 +48,20 @@ Start choose_model(const TrainOptions& o) {
   return {model::preset(o.preset), {}};
 }
 
+// A tokenizer with more ids than the model's embedding rows would index past them.
+void check_vocab(const tok::Tokenizer& t, const model::ModelConfig& config, const fs::path& source) {
+  if (t.vocab_size() > config.vocab)
+    throw Error("the tokenizer " + source.string() + " has " + std::to_string(t.vocab_size()) +
+                " tokens but the model's vocab_size is " + std::to_string(config.vocab) +
+                "; train the tokenizer with --vocab " + std::to_string(config.vocab) + " or pick a matching model");
+}
+
 tok::Tokenizer load_tokenizer(const TrainOptions& o, const model::ModelConfig& config) {
   fs::path path = o.tokenizer;
   if (path.empty() && !o.from.empty()) path = o.from;
   if (path.empty()) throw Error("train: --tokenizer is required (a tokenizer.json or its folder)");
   tok::Tokenizer t = tok::Tokenizer::load(path);
-  if (t.vocab_size() > config.vocab)
-    throw Error("train: the tokenizer " + path.string() + " has " + std::to_string(t.vocab_size()) +
-                " tokens but the model's vocab_size is " + std::to_string(config.vocab) +
-                "; train the tokenizer with --vocab " + std::to_string(config.vocab) + " or pick a matching model");
+  check_vocab(t, config, path);
   return t;
 }
 
@@ -314,10 +319,8 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
 EvalResult evaluate(Context& ctx, const fs::path& model_dir, const fs::path& data, data::Format format, int batch,
                     int seq, int64_t max_batches) {
   io::ModelFiles m = io::load_model(model_dir);
-  const tok::Tokenizer tokenizer = tok::Tokenizer::load(model_dir);
-  if (tokenizer.vocab_size() > m.config.vocab)
-    throw Error("eval: the tokenizer of " + model_dir.string() + " has " + std::to_string(tokenizer.vocab_size()) +
-                " tokens but the model's vocab_size is " + std::to_string(m.config.vocab));
+  const tok::Tokenizer tokenizer = io::load_model_tokenizer(model_dir);
+  check_vocab(tokenizer, m.config, model_dir);
   data::CacheOptions cache;
   cache.format = format;
   const data::TokenDataset dataset = data::TokenDataset::open(data, tokenizer, cache);

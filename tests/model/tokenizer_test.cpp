@@ -13,6 +13,7 @@
 #include "model/tokenizer/pretokenize.hpp"
 #include "model/tokenizer/tokenizer.hpp"
 #include "model/tokenizer/utf8.hpp"
+#include "tests/support/test_util.hpp"
 
 namespace {
 
@@ -28,14 +29,7 @@ json read_json(const fs::path& file) {
   return json::parse(in);
 }
 
-// A fresh folder per test, removed afterwards.
-struct TempDir {
-  fs::path path = fs::temp_directory_path() /
-                  ("vkmind_tokenizer_test_" + std::to_string(::getpid()) + "_" +
-                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-};
+using vkm::test::TempDir;
 
 // What String::from_utf8_lossy makes of bytes: one U+FFFD per maximal ill-formed subpart.
 std::string lossy(std::string_view s) {
