@@ -63,9 +63,10 @@ const ParamEntry& ParamLayout::entry(const std::string& name) const {
 }
 
 void ParamLayout::check_flat(const Tensor& flat) const {
-  if (!flat || flat.dtype != DType::f32 || flat.numel() != total_)
-    throw Error("parameter buffer " + flat.describe() + " must be f32 with " + std::to_string(total_) +
-                " elements (ParamLayout::total_elems)");
+  if (!flat || (flat.dtype != DType::f32 && flat.dtype != DType::f16 && flat.dtype != DType::bf16) ||
+      flat.numel() != total_)
+    throw Error("parameter buffer " + flat.describe() + " must be f32 (or its 16-bit copy) with " +
+                std::to_string(total_) + " elements (ParamLayout::total_elems)");
 }
 
 Tensor ParamLayout::view(const Tensor& flat, size_t index) const {
@@ -113,7 +114,7 @@ std::vector<float> init_params(const ParamLayout& layout, uint64_t seed) {
   return values;
 }
 
-ParamBuffers allocate_params(Arena& arena, const ParamLayout& layout, bool optimizer_state) {
+ParamBuffers allocate_params(Arena& arena, const ParamLayout& layout, bool optimizer_state, DType half) {
   ParamBuffers b;
   const Shape s{layout.total_elems()};
   b.values = arena.alloc(DType::f32, s);
@@ -122,6 +123,7 @@ ParamBuffers allocate_params(Arena& arena, const ParamLayout& layout, bool optim
     b.m = arena.alloc(DType::f32, s);
     b.v = arena.alloc(DType::f32, s);
   }
+  if (half != DType::f32) b.half = arena.alloc(half, s);
   return b;
 }
 

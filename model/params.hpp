@@ -78,10 +78,12 @@ class ParamLayout {
 // tensor index), so the values do not depend on the standard library's distributions.
 std::vector<float> init_params(const ParamLayout& layout, uint64_t seed);
 
-// The model's flat device buffers, each one arena allocation of total_elems() f32.
+// The model's flat device buffers, each one arena allocation of total_elems() elements: f32, and the weights'
+// 16-bit working copy of mixed precision in `half` (f16 or bf16; f32 means none).
 struct ParamBuffers {
   Tensor values, grads, m, v;  // m and v only with optimizer state
+  Tensor half;                 // only with a 16-bit type
 };
-ParamBuffers allocate_params(Arena& arena, const ParamLayout& layout, bool optimizer_state);
+ParamBuffers allocate_params(Arena& arena, const ParamLayout& layout, bool optimizer_state, DType half = DType::f32);
 
 }  // namespace vkm::model

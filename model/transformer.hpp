@@ -2,7 +2,13 @@
 // The MiniMind2 / LLaMA decoder recorded through the engine's ops: one Program holds the whole forward
 // (embedding, N blocks, final RMSNorm, tied head logits = h·Eᵀ, fused cross-entropy with targets and loss
 // mask) and the whole backward (the head's dh and dE += dlogitsᵀ·h, the blocks in reverse, the embedding's
-// gradient added into the same dE). f32 path only.
+// gradient added into the same dE).
+//
+// Precision: activations f32, or f16 for mixed-precision training. With f16, every activation and activation
+// gradient is stored in f16 (arithmetic in fp32 inside each op), the matmuls and the embedding read an f16 copy
+// of the weights (which AdamW writes), the norms read the fp32 master weights, and every weight gradient is
+// summed in fp32. The loss's backward is multiplied by grad_scale: a trainer puts the loss scale there, which
+// keeps small f16 gradients from rounding to zero.
 //
 // Activations live in one Arena sized up front for a batch [B, T] (activation_bytes); every intermediate the
 // backward reads is kept per layer. Weights and gradients are views into the flat buffers of ParamLayout;
@@ -22,13 +28,15 @@ namespace vkm::model {
 
 // Bytes of the activation arena for a batch of B sequences of T tokens, each tensor rounded up to `align`
 // bytes (the arena's alignment: 256, or the device's storage offset alignment where that is larger).
-uint64_t activation_bytes(const ModelConfig& config, int64_t B, int64_t T, uint64_t align = 256);
+uint64_t activation_bytes(const ModelConfig& config, int64_t B, int64_t T, DType activations = DType::f32,
+                          uint64_t align = 256);
 
 class Transformer {
  public:
   // Sizes and allocates the activations (throws vkm::Error, naming the sizes, before allocating anything when
-  // they exceed the device's largest heap or T exceeds max_position_embeddings) and uploads the rope table.
-  Transformer(Context& ctx, const ParamLayout& layout, int64_t B, int64_t T);
+  // they exceed the device's largest heap or T exceeds max_position_embeddings, or when the device lacks
+  // 16-bit support for f16 activations) and uploads the rope table.
+  Transformer(Context& ctx, const ParamLayout& layout, int64_t B, int64_t T, DType activations = DType::f32);
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
@@ -39,23 +47,26 @@ class Transformer {
   const Tensor& targets() const { return targets_; }
   const Tensor& mask() const { return mask_; }
   const Tensor& grad_scale() const { return grad_scale_; }
-  // Outputs: the mean loss over unmasked positions, f32 [1]; the logits f32 [B, T, V], which hold dlogits
-  // after a program with the loss ran (cross-entropy works in place).
+  // Outputs: the mean loss over unmasked positions, f32 [1]; the logits [B, T, V] in the activations' type,
+  // which hold dlogits after a program with the loss ran (cross-entropy works in place).
   const Tensor& loss() const { return loss_; }
   const Tensor& logits() const { return logits_; }
 
   // Records forward and loss, then, when `grads` is given, the backward adding every parameter's gradient
-  // into its view of `grads`. params and grads: flat f32 buffers of the layout's total_elems().
-  void record(Program& p, const Tensor& params, const Tensor& grads = {}) const;
+  // into its view of `grads`. params and grads: flat f32 buffers of the layout's total_elems(); params_half,
+  // with f16 activations: the f16 copy of params (same layout).
+  void record(Program& p, const Tensor& params, const Tensor& grads = {}, const Tensor& params_half = {}) const;
 
   int64_t batch() const { return B_; }
   int64_t seq() const { return T_; }
+  DType activations() const { return act_; }
   uint64_t arena_bytes() const;
 
  private:
   struct Acts;  // every activation tensor (transformer.cpp)
   const ParamLayout& layout_;
   int64_t B_, T_;
+  DType act_;
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<Acts> a_;
   Tensor ids_, targets_, mask_, grad_scale_, loss_, logits_;

@@ -13,6 +13,7 @@
 #include "model/config.hpp"
 #include "model/params.hpp"
 #include "model/train/graph.hpp"
+#include "model/train/trainer.hpp"
 #include "tools/bench_util.hpp"
 #include "tools/commands.hpp"
 
@@ -24,6 +25,7 @@ struct BenchTrainOptions {
   std::string preset = "minimind2-small";
   std::string config;  // a config.json instead of the preset
   int batch = 8, seq = 512, accum = 1, steps = 5;
+  std::string precision = "auto";
   bool profile = false;
 };
 
@@ -74,7 +76,10 @@ int bench_train(const Common& common, const BenchTrainOptions& o) {
   Context ctx(ContextOptions{common.device});
   const model::ModelConfig config = o.config.empty() ? model::preset(o.preset) : model::load_config(o.config);
   const model::ParamLayout layout(config);
-  train::TrainGraph graph(ctx, layout, o.batch, o.seq, o.accum, true, {}, 1.0, o.profile);
+  train::GraphOptions go;
+  go.batch = o.batch, go.seq = o.seq, go.accum = o.accum, go.profile = o.profile;
+  go.activations = train::training_activations(ctx, o.precision);
+  train::TrainGraph graph(ctx, layout, go);
   graph.upload(model::init_params(layout, 1));
   std::mt19937 rng(7);
   data::Batch b{o.batch, o.seq, {}, {}, std::vector<float>(size_t(o.batch) * o.seq, 1.0f), {}};
@@ -84,8 +89,9 @@ int bench_train(const Common& common, const BenchTrainOptions& o) {
   }
   for (int k = 0; k < o.accum; ++k) graph.set_batch(k, b);
 
-  std::printf("bench train: %s (%lld parameters), batch %d x %d tokens x %d micro-batches, fp32, on %s\n",
-              (o.config.empty() ? o.preset : o.config).c_str(), (long long)config.parameter_count(), o.batch, o.seq, o.accum, ctx.info().name.c_str());
+  std::printf("bench train: %s (%lld parameters), batch %d x %d tokens x %d micro-batches, %s, on %s\n",
+              (o.config.empty() ? o.preset : o.config).c_str(), (long long)config.parameter_count(), o.batch, o.seq,
+              o.accum, graph.mixed() ? "fp16 mixed precision" : "fp32", ctx.info().name.c_str());
   graph.submit_step(1e-4, 1);  // warm-up: pipelines and first-touch costs stay out
   graph.finish_step();
   std::vector<double> ms;
@@ -117,6 +123,9 @@ void add_bench_train(CLI::App& bench, const Common& common, int& exit_code) {
   sub->add_option("--seq", o->seq, "Tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--accum", o->accum, "Micro-batches per step")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--steps", o->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--precision", o->precision, "fp32, fp16 or auto (fp16 where supported)")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16"}))
+      ->capture_default_str();
   sub->add_flag("--profile", o->profile, "Time every command of the step and show the time by op (slower steps)");
   on_run(sub, exit_code, [&common, o] { return bench_train(common, *o); });
 }

@@ -22,6 +22,26 @@ int64_t grad_norm_scratch_elems(const Context& ctx, int64_t n);
 // the norm and the flag are still computed. The flag is also set when the sum of squares overflows fp32
 // (a norm past ~1.8e19), which a loss-scaled step treats like an overflowed gradient. grads and scratch
 // start at storage-aligned offsets (as whole arena allocations do); scratch overlaps nothing else.
-void grad_norm(Program& p, const Tensor& grads, float max_norm, const Tensor& stats, const Tensor& scratch);
+//
+// With `scaling` (mixed precision: the gradients come from the loss times a scale), the norm and the clip
+// factor are those of the unscaled gradients, and the clip factor also carries 1/scale, so adamw's
+// g·clip is the unscaled, clipped gradient. The scale is then updated on the device for the next step (see
+// LossScaling) and written, divided by `accum`, into the loss's grad_scale.
+struct LossScaling {
+  Tensor state;       // f32 [kLossScaleStateElems], read and written: LossScaleState
+  Tensor grad_scale;  // f32 [1]: what the cross-entropy's gradient is multiplied by (scale / accum)
+  int accum = 1;      // micro-batches per step
+  uint32_t growth_interval = 2000;  // clean steps in a row that double the scale (torch's GradScaler default)
+};
+// The state the host writes once (initial scale, zeros) and reads with the step's statistics: an overflow
+// halves the scale (not below 1) and counts as skipped; growth_interval clean steps double it (up to 2^24).
+struct LossScaleState {
+  float scale = 65536;  // torch's GradScaler starts at 2^16
+  float clean_steps = 0;
+  float skipped_steps = 0;
+};
+constexpr int64_t kLossScaleStateElems = 3;
+void grad_norm(Program& p, const Tensor& grads, float max_norm, const Tensor& stats, const Tensor& scratch,
+               const LossScaling* scaling = nullptr);
 
 }  // namespace vkm::ops

@@ -1,5 +1,8 @@
 #include "engine/ops/rmsnorm.hpp"
 
+#include <algorithm>
+#include <bit>
+
 #include "engine/ops/common.hpp"
 
 namespace vkm::ops {
@@ -31,6 +34,13 @@ int64_t rows_per_piece(const Context& ctx, int64_t row_bytes, int64_t unit, cons
   return fit;
 }
 
+// Invocations per row: about two elements each, from a warp to kGroupSize. Idle invocations still take part
+// in every step of the sum's tree, which on a CPU device (lavapipe) made a 256-wide group over C = 64 the
+// slowest op of a small model's step.
+uint32_t row_group(int64_t C) {
+  return uint32_t(std::clamp<int64_t>(int64_t(std::bit_ceil(uint64_t(C))) / 2, 32, kGroupSize));
+}
+
 }  // namespace
 
 void rmsnorm(Program& p, const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& rstd, float eps) {
@@ -55,7 +65,7 @@ void rmsnorm(Program& p, const Tensor& x, const Tensor& w, const Tensor& y, cons
     float eps;
     uint32_t x_skip, w_skip, y_skip, r_skip;
   };
-  const Kernel& k = ctx.kernel({f16 ? "rmsnorm.forward_f16" : "rmsnorm.forward_f32", 4, sizeof(Push), {kGroupSize}});
+  const Kernel& k = ctx.kernel({f16 ? "rmsnorm.forward_f16" : "rmsnorm.forward_f32", 4, sizeof(Push), {row_group(C)}});
   const auto [wb, w_skip] = aligned_span(ctx, w, 0, C);
   const int64_t per = rows_per_piece(ctx, std::max<int64_t>(C * dtype_size(x.dtype), 4), 1, what);
   for (int64_t r0 = 0; r0 < rows; r0 += per) {
@@ -103,7 +113,7 @@ void rmsnorm_backward(Program& p, const Tensor& dy, const Tensor& x, const Tenso
     uint32_t rows, C, slice, block0;
     uint32_t x_skip, w_skip, r_skip, dy_skip, dx_skip, p_skip;
   };
-  const Kernel& k = ctx.kernel({f16 ? "rmsnorm.backward_f16" : "rmsnorm.backward_f32", 6, sizeof(Push), {kGroupSize}});
+  const Kernel& k = ctx.kernel({f16 ? "rmsnorm.backward_f16" : "rmsnorm.backward_f32", 6, sizeof(Push), {row_group(C)}});
   const auto [wb, w_skip] = aligned_span(ctx, w, 0, C);
   const auto [pb, p_skip] = aligned_span(ctx, used, 0, partials);
   // Pieces hold whole blocks, so the blocks (and dw's bits) are the same however the rows are split.

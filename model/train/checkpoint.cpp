@@ -81,7 +81,10 @@ void save_checkpoint(const fs::path& dir, const model::ParamLayout& layout, std:
   const nlohmann::json j = {{"step", state.step},       {"total_steps", state.total_steps},
                             {"cursor", cursor_json(state.cursor)},
                             {"tokens", state.tokens},   {"elapsed_s", state.elapsed_s},
-                            {"options", state.options}, {"files", files}};
+                            {"options", state.options}, {"files", files},
+                            {"loss_scale", {{"scale", state.loss_scale.scale},
+                                            {"clean_steps", state.loss_scale.clean_steps},
+                                            {"skipped_steps", state.loss_scale.skipped_steps}}}};
   write_text(tmp / kStateFile, j.dump(2) + "\n");
 
   // Replace: the old checkpoint stays whole until the new one is in place.
@@ -128,6 +131,11 @@ Checkpoint load_checkpoint(const fs::path& requested) {
     c.state.tokens = j.at("tokens").get<uint64_t>();
     c.state.elapsed_s = j.at("elapsed_s").get<double>();
     c.state.options = j.at("options");
+    if (j.contains("loss_scale")) {  // written since mixed precision came
+      const auto& ls = j.at("loss_scale");
+      c.state.loss_scale = {ls.at("scale").get<float>(), ls.at("clean_steps").get<float>(),
+                            ls.at("skipped_steps").get<float>()};
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(state_path.string() + ": missing or ill-typed field (" + e.what() + ")");
   }

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/ops/grad_norm.hpp"
 #include "model/config.hpp"
 #include "model/data/batcher.hpp"
 #include "model/params.hpp"
@@ -31,6 +32,7 @@ struct TrainerState {
   uint64_t tokens = 0;      // training tokens consumed
   double elapsed_s = 0;     // training time before this checkpoint, over all sessions
   nlohmann::json options;   // what must be equal to resume exactly (trainer.cpp decides)
+  ops::LossScaleState loss_scale;  // mixed precision's dynamic loss scale (unused in fp32)
 };
 
 struct Checkpoint {

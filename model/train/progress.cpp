@@ -53,9 +53,11 @@ ProgressLine Progress::step(int64_t step, double loss, double lr, double grad_no
 void Progress::print(const ProgressLine& l) const {
   if (quiet_) return;
   const int width = int(std::to_string(total_).size());
-  std::printf("step %*lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  ETA %s\n", width,
+  std::printf("step %*lld/%lld  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %.0f tok/s  elapsed %s  ETA %s", width,
               (long long)l.step, (long long)total_, l.loss, l.loss_avg, l.lr, l.grad_norm, l.tokens_per_s,
               format_duration(seconds()).c_str(), format_duration(l.eta_s).c_str());
+  if (l.loss_scale > 0) std::printf("  scale %g (%lld skipped)", l.loss_scale, (long long)l.skipped);
+  std::printf("\n");
   std::fflush(stdout);
 }
 

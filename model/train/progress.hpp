@@ -13,6 +13,8 @@ struct ProgressLine {
   double loss = 0, loss_avg = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0;  // over the last few steps
   double eta_s = 0;
+  double loss_scale = 0;  // mixed precision: the loss scale and the steps skipped for overflow so far
+  int64_t skipped = 0;
 };
 
 class Progress {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.hpp"
+#include "engine/ops/common.hpp"
 #include "model/config.hpp"
 #include "model/data/batcher.hpp"
 #include "model/data/token_cache.hpp"
@@ -29,6 +30,18 @@ using Clock = std::chrono::steady_clock;
 double learning_rate(double lr, int64_t t, int64_t T, int64_t warmup) {
   if (t < warmup) return lr * double(t + 1) / double(warmup);
   return lr * (0.1 + 0.45 * (1.0 + std::cos(std::numbers::pi * double(t) / double(std::max<int64_t>(T, 1)))));
+}
+
+DType training_activations(const Context& ctx, const std::string& precision) {
+  if (precision == "fp32") return DType::f32;
+  if (precision == "fp16") {
+    if (!ops::has_16bit(ctx))
+      throw Error("--precision fp16: device '" + ctx.info().name +
+                  "' lacks 16-bit storage or arithmetic (see vkmind devices); use --precision fp32");
+    return DType::f16;
+  }
+  if (precision == "auto") return ops::has_16bit(ctx) ? DType::f16 : DType::f32;
+  throw Error("--precision " + precision + ": expected fp32, fp16 or auto");
 }
 
 namespace {
@@ -66,8 +79,9 @@ tok::Tokenizer load_tokenizer(const TrainOptions& o, const model::ModelConfig& c
 }
 
 // What must not change between a run and its resumption, for the continuation to be exact.
-nlohmann::json resume_key(const TrainOptions& o, const fs::path& data, int64_t total_steps) {
+nlohmann::json resume_key(const TrainOptions& o, const fs::path& data, int64_t total_steps, DType act) {
   return {{"format", data::format_name(o.format)},
+          {"precision", act == DType::f16 ? "fp16" : "fp32"},
           {"data", fs::absolute(data).lexically_normal().string()},
           {"data_bytes", fs::file_size(data)},
           {"batch", o.batch},
@@ -196,11 +210,16 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
   int64_t total = o.max_steps > 0    ? o.max_steps
                   : o.max_tokens > 0 ? (o.max_tokens + per_step - 1) / per_step
                                      : std::max<int64_t>(1, int64_t(train_batches.batches_per_epoch()) * o.epochs / o.accum);
-  const nlohmann::json key = resume_key(o, o.data, total);
+  const DType act = training_activations(ctx, o.precision);
+  const nlohmann::json key = resume_key(o, o.data, total, act);
 
   const model::ParamLayout layout(config);
-  ops::AdamWConfig adamw{float(o.beta1), float(o.beta2), float(o.eps), float(o.weight_decay)};
-  TrainGraph graph(ctx, layout, o.batch, o.seq, o.accum, true, adamw, o.clip);
+  GraphOptions go;
+  go.batch = o.batch, go.seq = o.seq, go.accum = o.accum;
+  go.adamw = {float(o.beta1), float(o.beta2), float(o.eps), float(o.weight_decay)};
+  go.clip = o.clip;
+  go.activations = act;
+  TrainGraph graph(ctx, layout, go);
 
   TrainerState state;
   state.total_steps = total;
@@ -209,6 +228,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
     check_resumable(resumed->state.options, key, ckpt_dir);
     state = resumed->state;
     graph.upload(resumed->params, resumed->m, resumed->v);
+    graph.set_loss_scale(state.loss_scale);
     train_batches.restore(state.cursor);
   } else {
     graph.upload(start.params.empty() ? model::init_params(layout, o.seed) : start.params);
@@ -226,9 +246,10 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
   MetricsLog metrics(o.out / "metrics.jsonl");
   Progress progress(total, o.quiet);
   if (!o.quiet) {
-    std::printf("model: %lld parameters (%s), %lld layers, hidden %lld; device %s\n",
+    std::printf("model: %lld parameters (%s), %lld layers, hidden %lld; device %s; %s\n",
                 (long long)config.parameter_count(), o.from.empty() ? "new" : o.from.string().c_str(),
-                (long long)config.layers, (long long)config.hidden, ctx.info().name.c_str());
+                (long long)config.layers, (long long)config.hidden, ctx.info().name.c_str(),
+                graph.mixed() ? "mixed precision fp16 with dynamic loss scaling" : "fp32");
     std::printf("data: %zu samples, %llu tokens; %zu for training%s; %lld steps of %lld tokens%s\n", dataset.size(),
                 (unsigned long long)dataset.num_tokens(), train_batches.num_samples(),
                 val_batches ? (", " + std::to_string(val_batches->num_samples()) + " held out").c_str() : "",
@@ -261,14 +282,23 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
   while (state.step < total) {
     for (int k = 0; k < o.accum; ++k) graph.set_batch(k, next[size_t(k)]);
     if (state.step == o.nan_at_step) graph.set_batch(0, poisoned(next[0]));
+    if (state.step == o.overflow_at_step && graph.mixed()) {
+      state.loss_scale.scale = 1 << 30;  // the loss's gradient then overflows f16
+      graph.set_loss_scale(state.loss_scale);
+    }
+    const float scale_used = state.loss_scale.scale;
     const double lr = learning_rate(o.lr, state.step, total, o.warmup_steps);
     graph.submit_step(lr, uint32_t(state.step + 1));
     const data::Cursor after = train_batches.cursor();
     if (state.step + 1 < total)
       for (auto& b : next) b = train_batches.next();
     const StepStats s = graph.finish_step();
-    if (!std::isfinite(s.loss))
-      throw Error("step " + std::to_string(state.step + 1) + ": the loss is " + std::to_string(s.loss) +
+    state.loss_scale = graph.loss_scale();
+    const bool overflow_at_floor = graph.mixed() && s.non_finite && scale_used <= 1.0f;
+    if (!std::isfinite(s.loss) || overflow_at_floor)
+      throw Error("step " + std::to_string(state.step + 1) + ": the " +
+                  (overflow_at_floor ? "gradients are not finite even at loss scale 1"
+                                     : "loss is " + std::to_string(s.loss)) +
                   "; training stopped. The last good checkpoint is " +
                   (find_checkpoint(ckpt_dir).empty() ? std::string("none (no checkpoint was written yet)")
                                                      : ckpt_dir.string()) +
@@ -278,7 +308,8 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
     state.cursor = after;
     result.losses.push_back(float(s.loss));
     result.last_loss = s.loss;
-    const ProgressLine line = progress.step(state.step, s.loss, lr, s.grad_norm, per_step);
+    ProgressLine line = progress.step(state.step, s.loss, lr, s.grad_norm, per_step);
+    if (graph.mixed()) line.loss_scale = s.loss_scale, line.skipped = int64_t(state.loss_scale.skipped_steps);
     metrics.write({{"kind", "train"},
                    {"time", unix_seconds()},
                    {"step", state.step},
@@ -289,6 +320,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
                    {"lr", lr},
                    {"grad_norm", s.grad_norm},
                    {"skipped", s.non_finite},
+                   {"loss_scale", graph.mixed() ? s.loss_scale : 1.0},
                    {"tokens_per_s", line.tokens_per_s},
                    {"elapsed_s", elapsed_before + progress.seconds()}});
     if (state.step % std::max<int64_t>(1, o.log_every) == 0 || state.step == total) progress.print(line);
@@ -330,7 +362,9 @@ EvalResult evaluate(Context& ctx, const fs::path& model_dir, const fs::path& dat
   bo.shuffle = false;
   data::Batcher batches(dataset, bo);
   const model::ParamLayout layout(m.config);
-  TrainGraph graph(ctx, layout, batch, seq, 1, false);
+  GraphOptions go;
+  go.batch = batch, go.seq = seq, go.with_optimizer = false;
+  TrainGraph graph(ctx, layout, go);
   graph.upload(m.params);
   return run_eval(graph, batches, max_batches);
 }

@@ -37,7 +37,8 @@ struct TrainOptions {
   std::filesystem::path from;                    // start from this model folder's weights (SFT from pretrain)
   bool resume = false;                           // continue from out/checkpoint
 
-  int batch = 16, seq = 512, accum = 1;  // sequences per micro-batch, tokens per sequence, micro-batches per step
+  int batch = 16, seq = 512, accum = 1;
+  std::string precision = "auto";  // --precision: fp32, fp16 (mixed, with dynamic loss scaling) or auto  // sequences per micro-batch, tokens per sequence, micro-batches per step
   double lr = 5e-4;
   int64_t warmup_steps = 0;
   double weight_decay = 0.01, clip = 1.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -56,6 +57,7 @@ struct TrainOptions {
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGINT) to checkpoint and return after the step
   std::function<void(int64_t step, double loss)> on_step;  // after each optimizer step (1-based), before `stop` is read
   int64_t nan_at_step = -1;  // tests: put a NaN into the loss mask of this 0-based step
+  int64_t overflow_at_step = -1;  // tests, mixed precision: raise the loss scale to 2^30 before this 0-based step
 };
 
 struct TrainResult {
@@ -71,8 +73,14 @@ struct TrainResult {
 // first `warmup` steps, then lr·(0.1 + 0.45·(1 + cos(π·t/T))).
 double learning_rate(double lr, int64_t t, int64_t T, int64_t warmup);
 
+// The activations' type for --precision: f32 for "fp32", f16 for "fp16" (an error naming the device when it
+// lacks 16-bit support), and for "auto" f16 where the device has 16-bit support, else f32.
+DType training_activations(const Context& ctx, const std::string& precision);
+
 // Runs (or resumes) a training run. Throws vkm::Error for bad input, naming the file, line or flag; a NaN or
-// infinite loss stops the run with an error naming the step (the last checkpoint stays as it was).
+// infinite loss stops the run with an error naming the step (the last checkpoint stays as it was). In mixed
+// precision a step whose gradients overflow is skipped and the loss scale halved, as PyTorch's GradScaler
+// does; only an overflow at the smallest scale (1) stops the run.
 TrainResult train(Context& ctx, const TrainOptions& options);
 
 // The mean loss and perplexity of a model folder over a data set (every sample, in file order).

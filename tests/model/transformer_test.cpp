@@ -297,7 +297,9 @@ TEST(TrainGraph, ThreeAdamWStepsMatchReference) {
   const ParamLayout layout(c);
   const std::vector<float> init = model::init_params(layout, 21);
   const ops::AdamWConfig cfg{0.9f, 0.95f, 1e-8f, 0.1f};
-  train::TrainGraph graph(ctx(), layout, B, T, accum, true, cfg, clip);
+  train::GraphOptions go;
+  go.batch = B, go.seq = T, go.accum = accum, go.adamw = cfg, go.clip = clip;
+  train::TrainGraph graph(ctx(), layout, go);
   graph.upload(init);
 
   const size_t n = init.size();

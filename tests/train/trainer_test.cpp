@@ -60,6 +60,7 @@ TrainOptions small_run(const TempDir& d, const std::string& data_name) {
   o.eval_batches = 8;
   o.save_every = 0;
   o.quiet = true;
+  o.precision = "fp32";  // mixed precision has its own test (mixed_precision_test)
   return o;
 }
 
