@@ -13,7 +13,7 @@
 #   report     RUN/report.html: every stage's curves, the tokenizer's statistics, the samples
 #
 # The model follows the device vkmind uses (or --cpu/--gpu): on a CPU (lavapipe) a 0.23M-parameter model on
-# data/small, with as many steps as fit the tokenizer-to-samples stages into --budget-minutes (default 5); on a
+# data/small, with as many steps as fit the tokenizer-to-samples stages into --budget-minutes (default 8); on a
 # GPU MiniMind2-small on all of data/, one epoch of each (or what --budget-minutes allows). RUN/plan.env keeps
 # these choices from the first run, so a rerun continues the same run: Ctrl-C stops at a checkpoint, the same
 # command carries on. --redo STAGE deletes that stage's output (so it and what follows run again); --plan prints
@@ -115,8 +115,8 @@ new_plan() {
   plan_device=${device:-$(detect_device)}
   if [ "$plan_device" = cpu ]; then
     plan_data=data/small plan_vocab=2048 plan_model=config.json plan_batch=4 plan_seq=128
-    plan_pretrain_lr=5e-3 plan_sft_lr=3e-3 plan_warmup=10 plan_pretrain_share=0.3
-    plan_budget_minutes=${budget:-5} plan_max_new_tokens=96
+    plan_pretrain_lr=1e-2 plan_sft_lr=6e-3 plan_warmup=10 plan_pretrain_share=0.25
+    plan_budget_minutes=${budget:-8} plan_max_new_tokens=96
   else
     plan_data=data plan_vocab=6400 plan_model=minimind2-small plan_batch=16 plan_seq=512
     plan_pretrain_lr=5e-4 plan_sft_lr=5e-5 plan_warmup=100 plan_pretrain_share=0.5

@@ -163,14 +163,14 @@ TEST_F(Pipeline, RunsEveryStageThenSkipsThemAll) {
   EXPECT_FALSE(has(c[2], "--resume") || has(c[3], "--resume"));
   EXPECT_FALSE(fs::exists(out / "calibration"));
 
-  // 600 s less the reserve of 15 and what the run took so far; 30% pretraining; 5 s and 8 steps of validation
+  // 600 s less the reserve of 15 and what the run took so far; 25% pretraining; 5 s and 8 steps of validation
   // off each; 0.5 s a step.
   const auto p = plan();
   EXPECT_EQ(p.at("device"), "cpu");
   EXPECT_EQ(p.at("step_seconds"), "0.5000");
   const int pretrain = std::stoi(p.at("pretrain_steps")), sft = std::stoi(p.at("sft_steps"));
-  EXPECT_NEAR(pretrain, int((585 * 0.3 - 5) / 0.5) - 8, 2);
-  EXPECT_NEAR(sft, int((585 * 0.7 - 5) / 0.5) - 8, 3);
+  EXPECT_NEAR(pretrain, int((585 * 0.25 - 5) / 0.5) - 8, 2);
+  EXPECT_NEAR(sft, int((585 * 0.75 - 5) / 0.5) - 8, 3);
   EXPECT_EQ(flag(c[2], "--steps"), std::to_string(pretrain));
   EXPECT_EQ(flag(c[3], "--steps"), std::to_string(sft));
   EXPECT_EQ(flag(c[2], "--eval-every"), std::to_string((pretrain + 3) / 4));
@@ -206,7 +206,7 @@ TEST_F(Pipeline, AStoppedStageResumesFromItsCheckpoint) {
 
   const Result resumed = run({"--cpu", "--budget-minutes", "30"});  // a new budget does not change a run under way
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("keeping the steps planned for 5 minutes"), std::string::npos) << resumed.output;
+  EXPECT_NE(resumed.output.find("keeping the steps planned for 8 minutes"), std::string::npos) << resumed.output;
   const auto c = calls();
   ASSERT_EQ(commands(c), (Calls{"sft", "generate", "report"}));
   EXPECT_TRUE(has(c[0], "--resume"));
