@@ -20,6 +20,7 @@ namespace {
 
 struct BenchGenerateFlags {
   std::vector<std::string> presets{"minimind2-small"};
+  std::string config;  // a config.json instead of the presets
   std::vector<int64_t> batches{1, 8};
   int64_t prompt_tokens = 64, new_tokens = 16, context = 512, repeats = 3;
   std::string cache = "f32";
@@ -53,7 +54,7 @@ struct OpTime {
   std::vector<double> ms;  // per profiled step
 };
 
-void bench_one(Context& ctx, const model::ParamLayout& layout, const Tensor& params, const std::string& preset,
+void bench_one(Context& ctx, const model::ParamLayout& layout, const Tensor& params, const std::string& name,
                int64_t batch, const BenchGenerateFlags& f) {
   using clock = std::chrono::steady_clock;
   const model::ModelConfig& c = layout.config();
@@ -95,7 +96,7 @@ void bench_one(Context& ctx, const model::ParamLayout& layout, const Tensor& par
 
   const double tokens = double(batch * f.prompt_tokens), steps = double(f.new_tokens);
   std::printf("\n%s (%lld parameters), batch %lld, prompts of %lld tokens, %s cache of %lld positions, on %s\n",
-              preset.c_str(), (long long)layout.parameter_count(), (long long)batch, (long long)f.prompt_tokens,
+              name.c_str(), (long long)layout.parameter_count(), (long long)batch, (long long)f.prompt_tokens,
               f.cache.c_str(), (long long)d.context(), ctx.info().name.c_str());
   std::printf("  prefill: %.0f tokens in %.1f ms, %.1f tokens/s\n", tokens, prefill_ms, tokens / prefill_ms * 1e3);
   std::printf("  decode:  %.0f steps in %.1f ms, %.2f ms per step, %.1f tokens/s\n", steps, decode_ms, decode_ms / steps,
@@ -117,12 +118,13 @@ int bench_generate(const Common& common, const BenchGenerateFlags& f) {
   if (f.prompt_tokens + f.new_tokens + f.repeats + 1 > f.context)
     throw Error("--context " + std::to_string(f.context) + " cannot hold the prompt, the new tokens and the profiled steps");
   Context ctx(ContextOptions{common.device});
-  for (const std::string& preset : f.presets) {
-    const model::ParamLayout layout(model::preset(preset));
+  const std::vector<std::string> models = f.config.empty() ? f.presets : std::vector<std::string>{f.config};
+  for (const std::string& name : models) {
+    const model::ParamLayout layout(f.config.empty() ? model::preset(name) : model::load_config(name));
     Arena arena(ctx, "weights");
     const Tensor params = model::allocate_params(arena, layout, false).values;
     ctx.write(params, model::init_params(layout, 1));
-    for (int64_t batch : f.batches) bench_one(ctx, layout, params, preset, batch, f);
+    for (int64_t batch : f.batches) bench_one(ctx, layout, params, name, batch, f);
   }
   return 0;
 }
@@ -133,6 +135,7 @@ void add_bench_generate(CLI::App& bench, const Common& common, int& exit_code) {
   auto f = std::make_shared<BenchGenerateFlags>();
   CLI::App* sub = bench.add_subcommand("generate", "Prefill and decode tokens/s, and the decoding step by op");
   sub->add_option("--preset", f->presets, "Model presets (random weights)")->delimiter(',')->capture_default_str();
+  sub->add_option("--config", f->config, "A config.json for the model's shape instead of the presets");
   sub->add_option("--batch", f->batches, "Batch sizes")->delimiter(',')->capture_default_str();
   sub->add_option("--prompt-tokens", f->prompt_tokens, "Prompt length per sequence")->capture_default_str();
   sub->add_option("--new-tokens", f->new_tokens, "Decoding steps timed")->capture_default_str();
