@@ -93,22 +93,29 @@ std::string check_elementwise(Context& ctx) {
   std::string e = compare(ctx.read<float>(sum), want_sum, 1e-6f);
   if (!e.empty()) return "add: " + e;
   e = compare(ctx.read<float>(x), want_scaled, 1e-6f);
-  if (!e.empty() || !ops::has_16bit(ctx)) return e.empty() ? "" : "scale: " + e;
-  // f16 add: one rounding of the fp32 sum of the stored values, as here on the host.
-  std::vector<uint16_t> xh(n), yh(n);
-  std::vector<float> want_h(n), got_h;
-  for (size_t i = 0; i < n; ++i) {
-    xh[i] = f32_to_f16(xv[i]);
-    yh[i] = f32_to_f16(yv[i]);
-    want_h[i] = f16_to_f32(f32_to_f16(f16_to_f32(xh[i]) + f16_to_f32(yh[i])));
+  if (!e.empty()) return "scale: " + e;
+  // 16-bit adds: one rounding of the fp32 sum of the stored values, as here on the host.
+  for (DType t : {DType::f16, DType::bf16}) {
+    if (!ops::has_storage(ctx, t)) continue;
+    const bool f16 = t == DType::f16;
+    auto narrow = [&](float v) { return f16 ? f32_to_f16(v) : f32_to_bf16(v); };
+    auto widen = [&](uint16_t h) { return f16 ? f16_to_f32(h) : bf16_to_f32(h); };
+    std::vector<uint16_t> xh(n), yh(n);
+    std::vector<float> want_h(n), got_h;
+    for (size_t i = 0; i < n; ++i) {
+      xh[i] = narrow(xv[i]);
+      yh[i] = narrow(yv[i]);
+      want_h[i] = widen(narrow(widen(xh[i]) + widen(yh[i])));
+    }
+    Tensor x16 = a.alloc(t, {int64_t(n)}), y16 = a.alloc(t, {int64_t(n)});
+    ctx.write(x16, xh);
+    ctx.write(y16, yh);
+    run(ctx, [&](Program& p) { ops::add(p, x16, y16, x16); });
+    for (uint16_t h : ctx.read<uint16_t>(x16)) got_h.push_back(widen(h));
+    e = compare(got_h, want_h, 0);
+    if (!e.empty()) return "add " + std::string(dtype_name(t)) + ": " + e;
   }
-  Tensor x16 = a.alloc(DType::f16, {int64_t(n)}), y16 = a.alloc(DType::f16, {int64_t(n)});
-  ctx.write(x16, xh);
-  ctx.write(y16, yh);
-  run(ctx, [&](Program& p) { ops::add(p, x16, y16, x16); });
-  for (uint16_t h : ctx.read<uint16_t>(x16)) got_h.push_back(f16_to_f32(h));
-  e = compare(got_h, want_h, 0);
-  return e.empty() ? "" : "add f16: " + e;
+  return "";
 }
 
 std::string check_reduce(Context& ctx) {

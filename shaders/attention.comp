@@ -13,28 +13,23 @@
 //  dkdv:    a block of key rows of one (b, kv head); walks every query head of the group, and each one's
 //           query tiles from the block's diagonal to the end, in a fixed order: dv += p dO and
 //           dk += p (dO·v - Δ) q, so the sum over the group needs no atomics and gives the same bits each run.
-// Every sum runs in fp32 in one thread in a fixed order; F16 variants only store 16-bit tensors.
-//! variant forward_f32 -DPASS=0 -DF16=0
-//! variant forward_f16 -DPASS=0 -DF16=1
-//! variant dq_f32 -DPASS=1 -DF16=0
-//! variant dq_f16 -DPASS=1 -DF16=1
-//! variant dkdv_f32 -DPASS=2 -DF16=0
-//! variant dkdv_f16 -DPASS=2 -DF16=1
+// Every sum runs in fp32 in one thread in a fixed order; f16 and bf16 variants (ACT_TYPE, storage.glsl) only
+// store 16-bit tensors.
+//! variant forward_f32 -DPASS=0 -DACT_TYPE=0
+//! variant forward_f16 -DPASS=0 -DACT_TYPE=1
+//! variant forward_bf16 -DPASS=0 -DACT_TYPE=2
+//! variant dq_f32 -DPASS=1 -DACT_TYPE=0
+//! variant dq_f16 -DPASS=1 -DACT_TYPE=1
+//! variant dq_bf16 -DPASS=1 -DACT_TYPE=2
+//! variant dkdv_f32 -DPASS=2 -DACT_TYPE=0
+//! variant dkdv_f16 -DPASS=2 -DACT_TYPE=1
+//! variant dkdv_bf16 -DPASS=2 -DACT_TYPE=2
 #extension GL_EXT_control_flow_attributes : require
 #define FORWARD 0
 #define DQ 1
 #define DKDV 2
 
-#if F16
-#include "types.glsl"
-#define ELEM float16_t
-#define LOAD(x) f16_to_f32_exact(x)
-#define STORE(x) f32_to_f16_exact(x)
-#else
-#define ELEM float
-#define LOAD(x) (x)
-#define STORE(x) (x)
-#endif
+#include "storage.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint ROWS = 64;  // rows of the block, one per thread
@@ -52,14 +47,14 @@ const float NO_SCORE = -1e30;
 #define BIND_K 1
 #define BIND_V 2
 #define BIND_LENGTHS 3
-layout(std430, binding = BIND_Q) readonly buffer Q { ELEM q[]; };
-layout(std430, binding = BIND_K) readonly buffer K { ELEM k[]; };
-layout(std430, binding = BIND_V) readonly buffer V { ELEM v[]; };
+layout(std430, binding = BIND_Q) readonly buffer Q { ACT q[]; };
+layout(std430, binding = BIND_K) readonly buffer K { ACT k[]; };
+layout(std430, binding = BIND_V) readonly buffer V { ACT v[]; };
 layout(std430, binding = BIND_LENGTHS) readonly buffer Lengths { int lengths[]; };
 #if PASS == FORWARD
 #define BIND_OUT 4
 #define BIND_LSE 5
-layout(std430, binding = BIND_OUT) writeonly buffer Out { ELEM out_[]; };
+layout(std430, binding = BIND_OUT) writeonly buffer Out { ACT out_[]; };
 layout(std430, binding = BIND_LSE) writeonly buffer Lse { float lse[]; };
 #elif PASS == DQ
 #define BIND_OUT 4
@@ -67,10 +62,10 @@ layout(std430, binding = BIND_LSE) writeonly buffer Lse { float lse[]; };
 #define BIND_DOUT 6
 #define BIND_DQ 7
 #define BIND_DELTA 8
-layout(std430, binding = BIND_OUT) readonly buffer Out { ELEM out_[]; };
+layout(std430, binding = BIND_OUT) readonly buffer Out { ACT out_[]; };
 layout(std430, binding = BIND_LSE) readonly buffer Lse { float lse[]; };
-layout(std430, binding = BIND_DOUT) readonly buffer DOut { ELEM dout[]; };
-layout(std430, binding = BIND_DQ) writeonly buffer DQ_ { ELEM dq[]; };
+layout(std430, binding = BIND_DOUT) readonly buffer DOut { ACT dout[]; };
+layout(std430, binding = BIND_DQ) writeonly buffer DQ_ { ACT dq[]; };
 layout(std430, binding = BIND_DELTA) writeonly buffer Delta { float delta[]; };
 #else
 #define BIND_LSE 4
@@ -79,10 +74,10 @@ layout(std430, binding = BIND_DELTA) writeonly buffer Delta { float delta[]; };
 #define BIND_DK 7
 #define BIND_DV 8
 layout(std430, binding = BIND_LSE) readonly buffer Lse { float lse[]; };
-layout(std430, binding = BIND_DOUT) readonly buffer DOut { ELEM dout[]; };
+layout(std430, binding = BIND_DOUT) readonly buffer DOut { ACT dout[]; };
 layout(std430, binding = BIND_DELTA) readonly buffer Delta { float delta[]; };
-layout(std430, binding = BIND_DK) writeonly buffer DK { ELEM dk[]; };
-layout(std430, binding = BIND_DV) writeonly buffer DV { ELEM dv[]; };
+layout(std430, binding = BIND_DK) writeonly buffer DK { ACT dk[]; };
+layout(std430, binding = BIND_DV) writeonly buffer DV { ACT dv[]; };
 #endif
 
 layout(push_constant) uniform Push {

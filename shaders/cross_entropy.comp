@@ -14,27 +14,20 @@
 //   mean:  one workgroup adds the row losses in index order, with compensation, and divides by count.
 // Nothing is added atomically, so results are bit-identical run to run. The workgroup size must be a
 // power of two. Every binding starts at an aligned offset at or below its data: *_skip is the distance.
+// Logits are f32, f16 or bf16 (ACT_TYPE, storage.glsl); a 16-bit gradient is rounded once, on its store.
 //! variant count -DPASS_COUNT
-//! variant rows -DPASS_ROWS
-//! variant rows_f16 -DPASS_ROWS -DHALF
+//! variant rows -DPASS_ROWS -DACT_TYPE=0
+//! variant rows_f16 -DPASS_ROWS -DACT_TYPE=1
+//! variant rows_bf16 -DPASS_ROWS -DACT_TYPE=2
 //! variant mean -DPASS_MEAN
 layout(local_size_x_id = 0) in;
 const uint N = gl_WorkGroupSize.x;
 
 #if defined(PASS_ROWS)
 
-#ifdef HALF
-#include "types.glsl"
-#define LOGIT float16_t
-#define LOAD(x) f16_to_f32_exact(x)
-#define STORE(x) f32_to_f16_exact(x)
-#else
-#define LOGIT float
-#define LOAD(x) (x)
-#define STORE(x) (x)
-#endif
+#include "storage.glsl"
 
-layout(std430, binding = 0) buffer Logits { LOGIT logits[]; };
+layout(std430, binding = 0) buffer Logits { ACT logits[]; };
 layout(std430, binding = 1) readonly buffer Targets { int targets[]; };
 layout(std430, binding = 2) readonly buffer Mask { float mask[]; };
 layout(std430, binding = 3) readonly buffer Scale { float grad_scale[]; };

@@ -13,21 +13,31 @@
 // just those positions in order, adding its column of dout into a per-row sum in shared memory.
 // Cost: each workgroup reads every id once (cache-resident); dout is read and dtable updated once overall.
 // count_bad_ids: count += the number of ids outside [0, vocab) (integer atomics: the total is exact).
-//! variant forward_f32_f32 -DFORWARD -DTABLE_T=float -DOUT_T=float -DCONVERT=float
-//! variant forward_f16_f16 -DFORWARD -DSTORE16 -DTABLE_T=float16_t -DOUT_T=float16_t -DCONVERT=float16_t
-//! variant forward_f32_f16 -DFORWARD -DSTORE16 -DTABLE_T=float -DOUT_T=float16_t -DCONVERT=f32_to_f16_exact
-//! variant backward_f32 -DBACKWARD -DGRAD_T=float -DLOAD=float
-//! variant backward_f16 -DBACKWARD -DSTORE16 -DGRAD_T=float16_t -DLOAD=f16_to_f32_exact
+// out and dout are stored as ACT_TYPE says (storage.glsl: f32, f16, bf16); the table has out's type (rows are
+// copied as they are), or is f32 with TABLE_F32 (rounded once to out's type).
+//! variant forward_f32_f32 -DFORWARD -DACT_TYPE=0
+//! variant forward_f16_f16 -DFORWARD -DACT_TYPE=1
+//! variant forward_f32_f16 -DFORWARD -DACT_TYPE=1 -DTABLE_F32
+//! variant forward_bf16_bf16 -DFORWARD -DACT_TYPE=2
+//! variant forward_f32_bf16 -DFORWARD -DACT_TYPE=2 -DTABLE_F32
+//! variant backward_f32 -DBACKWARD -DACT_TYPE=0
+//! variant backward_f16 -DBACKWARD -DACT_TYPE=1
+//! variant backward_bf16 -DBACKWARD -DACT_TYPE=2
 //! variant count_bad_ids -DCOUNT_BAD_IDS
-#ifdef STORE16
-#include "types.glsl"
-#endif
+#include "storage.glsl"
 layout(local_size_x_id = 0) in;
 
 #ifdef FORWARD
-layout(std430, binding = 0) readonly buffer Table { TABLE_T table[]; };
+#ifdef TABLE_F32
+#define TABLE float
+#define CONVERT(v) STORE(v)
+#else
+#define TABLE ACT
+#define CONVERT(v) (v)
+#endif
+layout(std430, binding = 0) readonly buffer Table { TABLE table[]; };
 layout(std430, binding = 1) readonly buffer Ids { int ids[]; };
-layout(std430, binding = 2) writeonly buffer Out { OUT_T o[]; };
+layout(std430, binding = 2) writeonly buffer Out { ACT o[]; };
 layout(push_constant) uniform Push { uint positions, cols, vocab, table_skip, ids_skip, out_skip; };
 
 void main() {
@@ -35,7 +45,7 @@ void main() {
   for (uint i = gl_GlobalInvocationID.x; i < n; i += stride) {
     uint r = i / cols, c = i - r * cols;
     uint id = uint(ids[ids_skip + r]);  // a negative id wraps past vocab
-    o[out_skip + i] = id < vocab ? CONVERT(table[table_skip + id * cols + c]) : OUT_T(0.0);
+    o[out_skip + i] = id < vocab ? CONVERT(table[table_skip + id * cols + c]) : STORE(0.0);
   }
 }
 #endif
@@ -45,7 +55,7 @@ layout(constant_id = 1) const uint ROWS = 8;  // vocabulary rows per workgroup
 const uint W = gl_WorkGroupSize.x;
 const uint WORDS = (W + 31) / 32;
 layout(std430, binding = 0) readonly buffer Ids { int ids[]; };
-layout(std430, binding = 1) readonly buffer Grad { GRAD_T dout[]; };
+layout(std430, binding = 1) readonly buffer Grad { ACT dout[]; };
 layout(std430, binding = 2) buffer Table { float dtable[]; };
 layout(push_constant) uniform Push { uint positions, cols, vocab, ids_skip, dout_skip, dtable_skip; };
 

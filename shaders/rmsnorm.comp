@@ -1,30 +1,23 @@
 #version 450
 // RMSNorm over rows of C elements, y = x * rstd * w with rstd = 1 / sqrt(mean(x²) + eps), and its backward.
-// Activations (x, y, dy, dx) are f32, or f16 with F16; w, dw, rstd and the dw partials are always f32, and
-// all arithmetic is fp32. Sums over a row run in a fixed order (each invocation its strided share, then a
-// shared-memory tree), and dw is summed per block of rows and then over blocks in order, so every run gives
-// the same bits. Each binding of a row-major tensor starts at an aligned offset `*_skip` elements below it.
+// Activations (x, y, dy, dx) are f32, f16 or bf16 (ACT_TYPE, storage.glsl); w, dw, rstd and the dw partials
+// are always f32, and all arithmetic is fp32. Sums over a row run in a fixed order (each invocation its
+// strided share, then a shared-memory tree), and dw is summed per block of rows and then over blocks in order,
+// so every run gives the same bits. Each binding of a row-major tensor starts at an aligned offset `*_skip` elements below it.
 //
 // forward:  one workgroup per row (grid-stride over rows): y, and rstd for the backward.
 // backward: workgroup g takes the rows [g * slice, (g + 1) * slice): dx for each, and the block's dw partial
 //           sum(dy * x * rstd) into row block0 + g of the partials.
 // dw_sum:   dw[c] (+)= the partials of column c, summed over blocks in order.
 // The workgroup size must be a power of two.
-//! variant forward_f32 -DFORWARD=1 -DF16=0
-//! variant forward_f16 -DFORWARD=1 -DF16=1
-//! variant backward_f32 -DBACKWARD=1 -DF16=0
-//! variant backward_f16 -DBACKWARD=1 -DF16=1
-//! variant dw_sum -DDW_SUM=1 -DF16=0
-#if F16
-#include "types.glsl"
-#define ACT float16_t
-#define LOAD(v) f16_to_f32_exact(v)
-#define STORE(v) f32_to_f16_exact(v)
-#else
-#define ACT float
-#define LOAD(v) (v)
-#define STORE(v) (v)
-#endif
+//! variant forward_f32 -DFORWARD=1 -DACT_TYPE=0
+//! variant forward_f16 -DFORWARD=1 -DACT_TYPE=1
+//! variant forward_bf16 -DFORWARD=1 -DACT_TYPE=2
+//! variant backward_f32 -DBACKWARD=1 -DACT_TYPE=0
+//! variant backward_f16 -DBACKWARD=1 -DACT_TYPE=1
+//! variant backward_bf16 -DBACKWARD=1 -DACT_TYPE=2
+//! variant dw_sum -DDW_SUM=1 -DACT_TYPE=0
+#include "storage.glsl"
 layout(local_size_x_id = 0) in;
 const uint WG = gl_WorkGroupSize.x;
 

@@ -3,26 +3,20 @@
 // the (row, i) pairs: element i turns with element i + pairs by the angle whose (cos, sin) is
 // table[t][i], t the row's token, y[i] = x[i] cos - x[i + pairs] sin, y[i + pairs] = x[i + pairs] cos + x[i] sin.
 // With `transpose` the pair turns back (sin negated): the backward. Each pair is read and written by one
-// invocation, so y may be x itself. x and y are f32, or f16 with F16; the table and arithmetic are fp32.
+// invocation, so y may be x itself. x and y are f32, f16 or bf16 (ACT_TYPE, storage.glsl); the table and
+// arithmetic are fp32.
 // Rows are row0 + r of [B, T, H] (row0: this piece's first); the table binding starts at the first
 // position used. Each binding starts `*_skip` elements below what it holds (aligned offsets).
 // AT variants (decoding) read each token's position from a buffer instead, positions [B, T], the table
 // binding holding all table_rows positions; a row whose position falls outside them (padding, marked -1; a
 // sequence past its context) is written as zeros.
-//! variant f32 -DF16=0 -DAT=0
-//! variant f16 -DF16=1 -DAT=0
-//! variant at_f32 -DF16=0 -DAT=1
-//! variant at_f16 -DF16=1 -DAT=1
-#if F16
-#include "types.glsl"
-#define ACT float16_t
-#define LOAD(v) f16_to_f32_exact(v)
-#define STORE(v) f32_to_f16_exact(v)
-#else
-#define ACT float
-#define LOAD(v) (v)
-#define STORE(v) (v)
-#endif
+//! variant f32 -DACT_TYPE=0 -DAT=0
+//! variant f16 -DACT_TYPE=1 -DAT=0
+//! variant bf16 -DACT_TYPE=2 -DAT=0
+//! variant at_f32 -DACT_TYPE=0 -DAT=1
+//! variant at_f16 -DACT_TYPE=1 -DAT=1
+//! variant at_bf16 -DACT_TYPE=2 -DAT=1
+#include "storage.glsl"
 layout(local_size_x_id = 0) in;
 layout(std430, binding = 0) readonly buffer X { ACT x[]; };
 layout(std430, binding = 1) writeonly buffer Y { ACT y[]; };

@@ -4,32 +4,25 @@
 //   backward: dgate = dh * up * silu'(g), dup = dh * silu(g), where silu'(g) = s * (1 + g * (1 - s)), s = sigmoid(g)
 // Element (r, c) of gate, up, dgate and dup sits at skip + r * ld + c: rows of their own (ld = cols), or the
 // two halves of one fused row [gate | up] (ld = 2 * cols) as one matmul against stacked weights writes it.
-// h and dh are plain [rows, cols]. Storage is f32 or (STORE16) f16; arithmetic is fp32 either way.
+// h and dh are plain [rows, cols]. Storage is f32, f16 or bf16 (ACT_TYPE, storage.glsl); arithmetic is fp32.
 // The skips place each tensor inside a binding that starts at an aligned offset below it.
-//! variant forward_f32 -DFORWARD
-//! variant forward_f16 -DFORWARD -DSTORE16
-//! variant backward_f32 -DBACKWARD
-//! variant backward_f16 -DBACKWARD -DSTORE16
-#ifdef STORE16
-#include "types.glsl"
-#define T float16_t
-#define LOAD(x) f16_to_f32_exact(x)
-#define STORE(x) f32_to_f16_exact(x)
-#else
-#define T float
-#define LOAD(x) (x)
-#define STORE(x) (x)
-#endif
+//! variant forward_f32 -DFORWARD -DACT_TYPE=0
+//! variant forward_f16 -DFORWARD -DACT_TYPE=1
+//! variant forward_bf16 -DFORWARD -DACT_TYPE=2
+//! variant backward_f32 -DBACKWARD -DACT_TYPE=0
+//! variant backward_f16 -DBACKWARD -DACT_TYPE=1
+//! variant backward_bf16 -DBACKWARD -DACT_TYPE=2
+#include "storage.glsl"
 layout(local_size_x_id = 0) in;
 
-layout(std430, binding = 0) readonly buffer Gate { T gate[]; };
-layout(std430, binding = 1) readonly buffer Up { T up[]; };
+layout(std430, binding = 0) readonly buffer Gate { ACT gate[]; };
+layout(std430, binding = 1) readonly buffer Up { ACT up[]; };
 #ifdef FORWARD
-layout(std430, binding = 2) writeonly buffer H { T h[]; };
+layout(std430, binding = 2) writeonly buffer H { ACT h[]; };
 #else
-layout(std430, binding = 2) readonly buffer DH { T dh[]; };
-layout(std430, binding = 3) writeonly buffer DGate { T dgate[]; };
-layout(std430, binding = 4) writeonly buffer DUp { T dup[]; };
+layout(std430, binding = 2) readonly buffer DH { ACT dh[]; };
+layout(std430, binding = 3) writeonly buffer DGate { ACT dgate[]; };
+layout(std430, binding = 4) writeonly buffer DUp { ACT dup[]; };
 #endif
 layout(push_constant) uniform Push {
   uint rows, cols;

@@ -2,7 +2,10 @@
 // Only included where used, so 32-bit kernels need no 16-bit device features.
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int16 : require
+// Kernels that store only bf16 define NO_FLOAT16 first: they then need no fp16 arithmetic from the device.
+#ifndef NO_FLOAT16
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 // bf16 is the high half of an fp32; rounding to nearest even, NaN kept quiet.
 float bf16_to_f32(uint16_t b) { return uintBitsToFloat(uint(b) << 16); }
@@ -12,6 +15,7 @@ uint16_t f32_to_bf16(float f) {
   return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
+#ifndef NO_FLOAT16
 // f16 <-> fp32 in integer arithmetic, round to nearest even: a device's own conversions may flush f16
 // subnormals or round otherwise, and these give the same bits everywhere.
 float f16_to_f32_exact(float16_t h) {
@@ -47,3 +51,4 @@ float16_t f32_to_f16_exact(float f) {
   }
   return uint16BitsToFloat16(uint16_t(sign | h));
 }
+#endif  // NO_FLOAT16

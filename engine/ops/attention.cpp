@@ -54,7 +54,7 @@ Dims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor
   if (q.numel() == 0 || k.numel() == 0) fail("empty tensors");
   if (s.Hq % s.Hkv != 0) fail("the query heads must be a multiple of the kv heads");
   if (s.D % 4 != 0 || s.D > kMaxHeadDim) fail("the head dim must be a multiple of 4, at most 256");
-  if (q.dtype != DType::f32 && q.dtype != DType::f16) fail("q, k and v must be f32 or f16");
+  if (!is_float(q.dtype)) fail("q, k and v must be f32, f16 or bf16");
   if (k.dtype != q.dtype || v.dtype != q.dtype) fail("q, k and v must have one dtype");
   if (opt.lengths && (opt.lengths.dtype != DType::i32 || opt.lengths.shape != Shape{s.B}))
     fail("lengths " + opt.lengths.describe() + " must be i32 [B] = [" + std::to_string(s.B) + "]");
@@ -98,7 +98,7 @@ void dispatch_pass(Program& p, const char* pass, const Dims& s, DType dtype, con
   Context& ctx = p.context();
   for (size_t i = 0; i < bindings.size(); ++i)
     std::tie(bindings[i].tensor, push.skip[i]) = aligned_span(ctx, bindings[i].tensor, 0, bindings[i].tensor.numel());
-  const std::string variant = std::string("attention.") + pass + (dtype == DType::f16 ? "_f16" : "_f32");
+  const std::string variant = std::string("attention.") + pass + "_" + std::string(dtype_name(dtype));
   const Kernel& k = ctx.kernel({variant, uint32_t(bindings.size()), sizeof(Push), {t.rows, t.tile, uint32_t(s.D)}});
   p.dispatch(k, std::move(bindings), push, uint32_t((s.T + t.rows - 1) / t.rows), uint32_t(heads), uint32_t(s.B),
              variant + " B" + std::to_string(s.B) + " T" + std::to_string(s.T) + " H" + std::to_string(s.Hq) + "/" +
@@ -113,7 +113,7 @@ void attention(Program& p, const Tensor& q, const Tensor& k, const Tensor& v, co
   check_outputs("attention", {{{"out", out}, {q.dtype, q.shape}}, {{"lse", lse}, {DType::f32, {s.B, s.Hq, s.T}}}},
                 {{"out", out}, {"lse", lse}}, {{"q", q}, {"k", k}, {"v", v}, {"lengths", opt.lengths}});
   Context& ctx = p.context();
-  if (q.dtype == DType::f16) require_16bit(ctx, "attention");
+  require_storage(ctx, q.dtype, "attention");
   const Tiles t = choose_tiles(ctx.info(), opt.tile, s);
   const Tensor& lengths = opt.lengths ? opt.lengths : q;
   dispatch_pass(p, "forward", s, q.dtype, t, bool(opt.lengths),
@@ -142,7 +142,7 @@ void attention_backward(Program& p, const Tensor& q, const Tensor& k, const Tens
                 {{"dq", dq}, {"dk", dk}, {"dv", dv}, {"scratch", delta}},
                 {{"q", q}, {"k", k}, {"v", v}, {"out", out}, {"lse", lse}, {"dout", dout}, {"lengths", opt.lengths}});
   Context& ctx = p.context();
-  if (q.dtype == DType::f16) require_16bit(ctx, op);
+  require_storage(ctx, q.dtype, op);
   const Tiles t = choose_tiles(ctx.info(), opt.tile, s);
   const Tensor& lengths = opt.lengths ? opt.lengths : q;
   const bool padded = bool(opt.lengths);

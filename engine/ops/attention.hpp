@@ -2,7 +2,8 @@
 // Causal grouped-query attention, flash style (shaders/attention.comp): the T x T scores are recomputed tile by
 // tile and never stored. q is [B,T,Hq,D]; k and v are [B,T,Hkv,D] with Hq a multiple of Hkv (query head h
 // reads kv head h / (Hq/Hkv)); scores are q·k/sqrt(D). D is a multiple of 4, at most 256. All of q, k, v, out,
-// dout, dq, dk and dv are f32, or all are f16 (stored as f16, computed in fp32); lse and scratch are f32.
+// dout, dq, dk and dv are f32, or all are f16, or all bf16 (stored 16-bit, computed in fp32); lse and scratch
+// are f32.
 #include "engine/program.hpp"
 
 namespace vkm::ops {

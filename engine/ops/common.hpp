@@ -53,4 +53,27 @@ inline void require_16bit(const Context& ctx, const char* op) {
                 "which device '" + d.name + "' lacks; use f32 tensors");
 }
 
+// bf16 tensors are 16-bit patterns converted with integer shifts: 16-bit storage and int16 arithmetic, no fp16.
+inline bool has_bf16(const Context& ctx) {
+  const DeviceInfo& d = ctx.info();
+  return d.storage_16bit && d.shader_int16;
+}
+
+inline void require_bf16(const Context& ctx, const char* op) {
+  if (!has_bf16(ctx))
+    throw Error(std::string(op) + " on bf16 tensors needs storageBuffer16BitAccess and shaderInt16, which device '" +
+                ctx.info().name + "' lacks; use f32 tensors");
+}
+
+// Activation ops store f32, f16 or bf16: whether the device can hold tensors of `t`, and the check that says
+// which features it lacks.
+inline bool is_float(DType t) { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+inline bool has_storage(const Context& ctx, DType t) {
+  return t == DType::f16 ? has_16bit(ctx) : t == DType::bf16 ? has_bf16(ctx) : true;
+}
+inline void require_storage(const Context& ctx, DType t, const char* op) {
+  if (t == DType::f16) require_16bit(ctx, op);
+  if (t == DType::bf16) require_bf16(ctx, op);
+}
+
 }  // namespace vkm::ops

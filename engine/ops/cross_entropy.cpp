@@ -18,7 +18,7 @@ void cross_entropy(Program& p, const Tensor& logits, const Tensor& targets, cons
   };
   for (const Tensor* t : {&logits, &targets, &mask, &grad_scale, &loss, &scratch})
     if (!*t) fail("a tensor is not allocated");
-  if (logits.dtype != DType::f32 && logits.dtype != DType::f16) fail("logits must be f32 or f16");
+  if (!is_float(logits.dtype)) fail("logits must be f32, f16 or bf16");
   if (logits.rank() < 2 || logits.numel() == 0) fail("logits must be a non-empty [..., V]");
   const int64_t vocab = logits.dim(-1), rows = logits.numel() / vocab;
   if (vocab > std::numeric_limits<int32_t>::max()) fail("V must fit an i32 target");
@@ -37,7 +37,7 @@ void cross_entropy(Program& p, const Tensor& logits, const Tensor& targets, cons
       if (i != j && all[i]->overlaps(*all[j])) fail(all[i]->describe() + " overlaps " + all[j]->describe());
 
   Context& ctx = p.context();
-  if (logits.dtype == DType::f16) require_16bit(ctx, "cross_entropy");
+  require_storage(ctx, logits.dtype, "cross_entropy");
   auto [tgt, target_skip] = aligned_span(ctx, targets, 0, rows);
   auto [msk, mask_skip] = aligned_span(ctx, mask, 0, rows);
   auto [scl, scale_skip] = aligned_span(ctx, grad_scale, 0, 1);
@@ -60,8 +60,10 @@ void cross_entropy(Program& p, const Tensor& logits, const Tensor& targets, cons
   struct RowsPush {
     uint32_t rows, vocab, row0, logit_skip, target_skip, mask_skip, scale_skip, scratch_skip;
   };
-  const Kernel& row_kernel = ctx.kernel(
-      {logits.dtype == DType::f16 ? "cross_entropy.rows_f16" : "cross_entropy.rows", 5, sizeof(RowsPush), {kGroupSize}});
+  const std::string rows_variant = logits.dtype == DType::f32
+                                       ? "cross_entropy.rows"
+                                       : "cross_entropy.rows_" + std::string(dtype_name(logits.dtype));
+  const Kernel& row_kernel = ctx.kernel({rows_variant, 5, sizeof(RowsPush), {kGroupSize}});
   for (int64_t r0 = 0; r0 < rows; r0 += piece) {
     const int64_t n = std::min(piece, rows - r0);
     auto [lgt, logit_skip] = aligned_span(ctx, logits, r0 * vocab, n * vocab);

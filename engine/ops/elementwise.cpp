@@ -6,12 +6,12 @@ namespace vkm::ops {
 
 namespace {
 
-// Tensors of one dtype, f32 or (where `f16_too`) f16, of equal element count.
-void check(const char* op, bool f16_too, std::initializer_list<const Tensor*> inputs, const Tensor& out) {
-  const bool type_ok = out.dtype == DType::f32 || (f16_too && out.dtype == DType::f16);
+// Tensors of one dtype, f32 or (where `half_too`) f16 or bf16, of equal element count.
+void check(const char* op, bool half_too, std::initializer_list<const Tensor*> inputs, const Tensor& out) {
+  const bool type_ok = out.dtype == DType::f32 || (half_too && is_float(out.dtype));
   for (const Tensor* t : inputs) {
     if (!type_ok || t->dtype != out.dtype || t->numel() != out.numel())
-      throw Error(std::string(op) + ": needs " + (f16_too ? "f32 or f16" : "f32") +
+      throw Error(std::string(op) + ": needs " + (half_too ? "f32, f16 or bf16" : "f32") +
                   " tensors of one dtype and equal element count, given " + t->describe() + " and " + out.describe());
     // The very same range is in place and safe; a shifted one would read elements already overwritten.
     if (out.overlaps(*t) && out.offset != t->offset)
@@ -49,10 +49,10 @@ void run_pieces(Program& p, const Kernel& k, std::initializer_list<const Tensor*
 
 void add(Program& p, const Tensor& a, const Tensor& b, const Tensor& out) {
   check("add", true, {&a, &b}, out);
-  const bool f16 = out.dtype == DType::f16;
-  if (f16) require_16bit(p.context(), "add");
-  const Kernel& k =
-      p.context().kernel({f16 ? "elementwise.add_f16" : "elementwise.add", 3, sizeof(Push), {kGroupSize}});
+  require_storage(p.context(), out.dtype, "add");
+  const std::string variant =
+      out.dtype == DType::f32 ? "elementwise.add" : "elementwise.add_" + std::string(dtype_name(out.dtype));
+  const Kernel& k = p.context().kernel({variant, 3, sizeof(Push), {kGroupSize}});
   run_pieces(p, k, {&a, &b}, out, 0.0f);
 }
 

@@ -47,12 +47,11 @@ void embedding(Program& p, const Tensor& table, const Tensor& ids, const Tensor&
   };
   if (ids.dtype != DType::i32) fail("ids must be i32");
   if (!rows_of(out, ids, C)) fail("out must be [..., C] with the ids' shape in front");
-  const bool f16_out = out.dtype == DType::f16;
-  if (!(table.dtype == DType::f32 && (out.dtype == DType::f32 || f16_out)) &&
-      !(table.dtype == DType::f16 && f16_out))
-    fail("wants table f32 with out f32 or f16, or table f16 with out f16");
+  // A 16-bit table is copied row for row, so it must be out's own type; an f32 table is rounded to out's.
+  if (!is_float(out.dtype) || (table.dtype != DType::f32 && table.dtype != out.dtype))
+    fail("wants table f32 with out f32, f16 or bf16, or table f16 or bf16 with out of the same type");
   if (out.overlaps(table) || out.overlaps(ids)) fail("out overlaps an input");
-  if (f16_out) require_16bit(ctx, "embedding");
+  require_storage(ctx, out.dtype, "embedding");
   if (ids.numel() == 0) return;
 
   struct Push {
@@ -82,10 +81,10 @@ void embedding_backward(Program& p, const Tensor& ids, const Tensor& dout, const
   };
   if (ids.dtype != DType::i32) fail("ids must be i32");
   if (dtable.dtype != DType::f32) fail("dtable must be f32 (gradients accumulate there)");
-  if (dout.dtype != DType::f32 && dout.dtype != DType::f16) fail("dout must be f32 or f16");
+  if (!is_float(dout.dtype)) fail("dout must be f32, f16 or bf16");
   if (!rows_of(dout, ids, C)) fail("dout must be [..., C] with the ids' shape in front");
   if (dtable.overlaps(ids) || dtable.overlaps(dout)) fail("dtable overlaps an input");
-  if (dout.dtype == DType::f16) require_16bit(ctx, "embedding_backward");
+  require_storage(ctx, dout.dtype, "embedding_backward");
   if (ids.numel() == 0) return;
   const uint32_t row_groups = uint32_t((V + kRows - 1) / kRows);
   const uint32_t col_groups = uint32_t((C + kGroupSize - 1) / kGroupSize);

@@ -48,8 +48,7 @@ void rmsnorm(Program& p, const Tensor& x, const Tensor& w, const Tensor& y, cons
   if (!x || !w || !y || !rstd) throw Error(what + ": a tensor is not allocated");
   if (x.rank() < 1 || x.numel() == 0) throw Error(what + ": x must be non-empty [..., C]");
   const int64_t C = x.dim(-1), rows = x.numel() / C;
-  if ((x.dtype != DType::f32 && x.dtype != DType::f16) || y.dtype != x.dtype)
-    throw Error(what + ": x and y must be both f32 or both f16");
+  if (!is_float(x.dtype) || y.dtype != x.dtype) throw Error(what + ": x and y must be both f32, f16 or bf16");
   if (w.dtype != DType::f32 || rstd.dtype != DType::f32) throw Error(what + ": w and rstd must be f32");
   if (y.shape != x.shape || w.numel() != C || rstd.numel() != rows)
     throw Error(what + ": want y of x's shape, w [" + std::to_string(C) + "] and rstd [" + std::to_string(rows) + "]");
@@ -58,14 +57,14 @@ void rmsnorm(Program& p, const Tensor& x, const Tensor& w, const Tensor& y, cons
   if (!(eps > 0)) throw Error(what + ": eps must be positive");
 
   Context& ctx = p.context();
-  const bool f16 = x.dtype == DType::f16;
-  if (f16) require_16bit(ctx, "rmsnorm");
+  require_storage(ctx, x.dtype, "rmsnorm");
   struct Push {
     uint32_t rows, C;
     float eps;
     uint32_t x_skip, w_skip, y_skip, r_skip;
   };
-  const Kernel& k = ctx.kernel({f16 ? "rmsnorm.forward_f16" : "rmsnorm.forward_f32", 4, sizeof(Push), {row_group(C)}});
+  const Kernel& k =
+      ctx.kernel({"rmsnorm.forward_" + std::string(dtype_name(x.dtype)), 4, sizeof(Push), {row_group(C)}});
   const auto [wb, w_skip] = aligned_span(ctx, w, 0, C);
   const int64_t per = rows_per_piece(ctx, std::max<int64_t>(C * dtype_size(x.dtype), 4), 1, what);
   for (int64_t r0 = 0; r0 < rows; r0 += per) {
@@ -90,8 +89,8 @@ void rmsnorm_backward(Program& p, const Tensor& dy, const Tensor& x, const Tenso
   if (!dy || !x || !w || !rstd || !dx || !dw || !scratch) throw Error(what + ": a tensor is not allocated");
   if (x.rank() < 1 || x.numel() == 0) throw Error(what + ": x must be non-empty [..., C]");
   const int64_t C = x.dim(-1), rows = x.numel() / C;
-  if ((x.dtype != DType::f32 && x.dtype != DType::f16) || dy.dtype != x.dtype || dx.dtype != x.dtype)
-    throw Error(what + ": x, dy and dx must be all f32 or all f16");
+  if (!is_float(x.dtype) || dy.dtype != x.dtype || dx.dtype != x.dtype)
+    throw Error(what + ": x, dy and dx must be all f32, all f16 or all bf16");
   if (w.dtype != DType::f32 || rstd.dtype != DType::f32 || dw.dtype != DType::f32 || scratch.dtype != DType::f32)
     throw Error(what + ": w, rstd, dw and scratch must be f32");
   if (dy.shape != x.shape || dx.shape != x.shape || w.numel() != C || dw.numel() != C || rstd.numel() != rows)
@@ -107,13 +106,13 @@ void rmsnorm_backward(Program& p, const Tensor& dy, const Tensor& x, const Tenso
       if (o != t && all[o]->overlaps(*all[t])) throw Error(what + ": outputs or scratch overlap other tensors");
 
   Context& ctx = p.context();
-  const bool f16 = x.dtype == DType::f16;
-  if (f16) require_16bit(ctx, "rmsnorm_backward");
+  require_storage(ctx, x.dtype, "rmsnorm_backward");
   struct Push {
     uint32_t rows, C, slice, block0;
     uint32_t x_skip, w_skip, r_skip, dy_skip, dx_skip, p_skip;
   };
-  const Kernel& k = ctx.kernel({f16 ? "rmsnorm.backward_f16" : "rmsnorm.backward_f32", 6, sizeof(Push), {row_group(C)}});
+  const Kernel& k =
+      ctx.kernel({"rmsnorm.backward_" + std::string(dtype_name(x.dtype)), 6, sizeof(Push), {row_group(C)}});
   const auto [wb, w_skip] = aligned_span(ctx, w, 0, C);
   const auto [pb, p_skip] = aligned_span(ctx, used, 0, partials);
   // Pieces hold whole blocks, so the blocks (and dw's bits) are the same however the rows are split.

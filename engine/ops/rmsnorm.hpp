@@ -1,8 +1,8 @@
 #pragma once
 // RMSNorm over the last dim (shaders/rmsnorm.comp): y = x / sqrt(mean(x²) + eps) * w, as in LLaMA and
-// MiniMind. Leading dims are rows. Mixed precision: activations x, y, dy, dx are all f32 or all f16; the
+// MiniMind. Leading dims are rows. Mixed precision: activations x, y, dy, dx are all f32, f16 or bf16; the
 // weight w, its gradient dw, the saved rstd and the scratch are always f32 (master weights stay fp32, and
-// rstd feeds the backward at full precision). Arithmetic is fp32 throughout; an f16 y is rounded once, from
+// rstd feeds the backward at full precision). Arithmetic is fp32 throughout; a 16-bit y is rounded once, from
 // x * rstd * w (MiniMind rounds x * rstd to the activation type before multiplying by w).
 #include "engine/program.hpp"
 

@@ -33,8 +33,8 @@ void apply(Program& p, const char* op, const char* x_name, const Tensor& x, cons
   if (x.rank() != 4 || x.numel() == 0 || x.dim(3) % 2)
     throw Error(what + ": " + x_name + " must be non-empty [B,T,H,D], D even");
   const int64_t T = x.dim(1), H = x.dim(2), D = x.dim(3), half = D / 2;
-  if ((x.dtype != DType::f32 && x.dtype != DType::f16) || y.dtype != x.dtype || y.shape != x.shape)
-    throw Error(what + ": " + x_name + " and " + y_name + " must have one shape and be both f32 or both f16");
+  if (!is_float(x.dtype) || y.dtype != x.dtype || y.shape != x.shape)
+    throw Error(what + ": " + x_name + " and " + y_name + " must have one shape and one dtype, f32, f16 or bf16");
   if (table.dtype != DType::f32 || table.rank() != 3 || table.dim(1) != half || table.dim(2) != 2)
     throw Error(what + ": the table must be f32 [positions, " + std::to_string(half) + ", 2] (rope_table)");
   if (positions && (positions.dtype != DType::i32 || positions.shape != Shape{x.dim(0), T}))
@@ -47,12 +47,11 @@ void apply(Program& p, const char* op, const char* x_name, const Tensor& x, cons
   if (y.overlaps(table) || y.overlaps(positions)) throw Error(what + ": " + y_name + " overlaps the table or positions");
 
   Context& ctx = p.context();
-  const bool f16 = x.dtype == DType::f16;
-  if (f16) require_16bit(ctx, op);
+  require_storage(ctx, x.dtype, op);
   struct Push {
     uint32_t rows, row0, T, H, pairs, x_skip, y_skip, t_skip, transpose, positions_skip, table_rows;
   };
-  const std::string variant = std::string("rope.") + (positions ? "at_" : "") + (f16 ? "f16" : "f32");
+  const std::string variant = std::string("rope.") + (positions ? "at_" : "") + std::string(dtype_name(x.dtype));
   const Kernel& k = ctx.kernel({variant, positions ? 4u : 3u, sizeof(Push), {kGroupSize}});
   // The table from the first position used; with device positions, all of it.
   const auto [tb, t_skip] = positions ? aligned_span(ctx, table, 0, table.numel())

@@ -38,7 +38,7 @@ std::vector<double> rope_inv_freq(int64_t head_dim, double theta = kRopeTheta,
 std::vector<float> rope_table(int64_t positions, int64_t head_dim, double theta = kRopeTheta,
                               const std::optional<RopeYarn>& yarn = std::nullopt);
 
-// y = rope(x) for x, y [B, T, H, D] of one dtype (f32 or f16; arithmetic in fp32), the token t of every
+// y = rope(x) for x, y [B, T, H, D] of one dtype (f32, f16 or bf16; arithmetic in fp32), the token t of every
 // sequence at position start_pos + t (start_pos > 0: decoding after cached tokens). q [B,T,Hq,D] and
 // k [B,T,Hkv,D] are two calls. y may be x itself (in place) but must not partly overlap it. table: from
 // rope_table for this D, with at least start_pos + T positions.

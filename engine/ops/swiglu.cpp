@@ -20,14 +20,14 @@ std::string describe_all(std::initializer_list<std::pair<const char*, const Tens
   return s;
 }
 
-// Same dtype (f32 or f16) everywhere; each output either is exactly an input or touches nothing else.
+// Same dtype (f32, f16 or bf16) everywhere; each output either is exactly an input or touches nothing else.
 void check(const char* op, std::initializer_list<std::pair<const char*, const Tensor*>> inputs,
            std::initializer_list<std::pair<const char*, const Tensor*>> outputs, Context& ctx) {
   const DType type = inputs.begin()->second->dtype;
   for (auto group : {inputs, outputs})
     for (auto [name, t] : group)
-      if (t->dtype != type || (type != DType::f32 && type != DType::f16) || t->numel() == 0)
-        throw Error(std::string(op) + ": wants non-empty tensors, all f32 or all f16; " + name + " is " +
+      if (t->dtype != type || !is_float(type) || t->numel() == 0)
+        throw Error(std::string(op) + ": wants non-empty tensors, all f32, all f16 or all bf16; " + name + " is " +
                     t->describe());
   for (auto o = outputs.begin(); o != outputs.end(); ++o) {
     for (auto [name, t] : inputs)
@@ -39,7 +39,7 @@ void check(const char* op, std::initializer_list<std::pair<const char*, const Te
         throw Error(std::string(op) + ": outputs " + o->first + " " + o->second->describe() + " and " + other->first +
                     " " + other->second->describe() + " overlap");
   }
-  if (type == DType::f16) require_16bit(ctx, op);
+  require_storage(ctx, type, op);
 }
 
 // Leading dims of a [..., last] tensor.

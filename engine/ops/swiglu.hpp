@@ -2,7 +2,7 @@
 // SwiGLU (shaders/swiglu.comp), the gate of the feed-forward block: h = silu(gate) * up, silu(g) = g·sigmoid(g).
 // MiniMind computes gate = x·W1ᵀ and up = x·W3ᵀ; they come as two tensors [..., F], or fused as one tensor
 // [..., 2F] whose every row is [gate | up] (what one matmul against W1 stacked over W3 gives). h and dh
-// are [..., F] with the same leading dims. All tensors are f32, or all f16 (fp32 arithmetic inside).
+// are [..., F] with the same leading dims. All tensors are f32, all f16 or all bf16 (fp32 arithmetic inside).
 // An output may be exactly an input of the same layout (in place) but must not partly overlap any tensor.
 #include "engine/program.hpp"
 

@@ -59,43 +59,53 @@ TEST_P(ElementwiseTest, InPlace) {
   EXPECT_LE(test::rel_l2(got, ref::scale(ref::add(test::to_double(av), test::to_double(bv)), alpha)), 1e-5);
 }
 
-// f16 storage, fp32 sum: within the one rounding of the result to f16 of the sum of the stored inputs.
-TEST_P(ElementwiseTest, AddF16) {
-  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "needs 16-bit storage and arithmetic";
+// 16-bit storage, fp32 sum: within the one rounding of the result to the storage of the sum of the stored
+// inputs. bf16 keeps 8 significant bits to f16's 11, so its bound is three times f16's.
+constexpr DType kHalfTypes[] = {DType::f16, DType::bf16};
+double half_tolerance(DType t) { return t == DType::bf16 ? 1.5e-2 : 5e-3; }
+
+TEST_P(ElementwiseTest, AddHalf) {
   const int64_t n = GetParam();
-  Arena arena(ctx(), "add_f16");
-  Tensor a = arena.alloc(DType::f16, {n}), b = arena.alloc(DType::f16, {n}), o = arena.alloc(DType::f16, {n});
-  std::vector<float> av = test::random_floats(n, 6), bv = test::random_floats(n, 7);
-  std::vector<double> got = test::run_twice(
-      {o},
-      [&] {
-        test::write_values(a, av);
-        test::write_values(b, bv);
-      },
-      [&](Program& p) { ops::add(p, a, b, o); })[0];
-  EXPECT_LE(test::rel_l2(got, ref::add(test::stored(av, DType::f16), test::stored(bv, DType::f16))), 5e-3);
+  for (DType dtype : kHalfTypes) {
+    if (!ops::has_storage(ctx(), dtype)) continue;
+    SCOPED_TRACE(dtype_name(dtype));
+    Arena arena(ctx(), "add_half");
+    Tensor a = arena.alloc(dtype, {n}), b = arena.alloc(dtype, {n}), o = arena.alloc(dtype, {n});
+    std::vector<float> av = test::random_floats(n, 6), bv = test::random_floats(n, 7);
+    std::vector<double> got = test::run_twice(
+        {o},
+        [&] {
+          test::write_values(a, av);
+          test::write_values(b, bv);
+        },
+        [&](Program& p) { ops::add(p, a, b, o); })[0];
+    EXPECT_LE(test::rel_l2(got, ref::add(test::stored(av, dtype), test::stored(bv, dtype))), half_tolerance(dtype));
+  }
 }
 
-// The residual stream's update in f16, in place: r += x, twice in one program.
-TEST_P(ElementwiseTest, AddIntoF16) {
-  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "needs 16-bit storage and arithmetic";
+// The residual stream's update in 16 bits, in place: r += x, twice in one program.
+TEST_P(ElementwiseTest, AddIntoHalf) {
   const int64_t n = GetParam();
-  Arena arena(ctx(), "add_into_f16");
-  Tensor r = arena.alloc(DType::f16, {n}), x = arena.alloc(DType::f16, {n});
-  std::vector<float> rv = test::random_floats(n, 8), xv = test::random_floats(n, 9);
-  std::vector<double> got = test::run_twice(
-      {r},
-      [&] {
-        test::write_values(r, rv);
-        test::write_values(x, xv);
-      },
-      [&](Program& p) {
-        ops::add(p, r, x, r);
-        ops::add(p, r, x, r);
-      })[0];
-  const ref::Vec xs = test::stored(xv, DType::f16);
-  const ref::Vec once = ref::cast(ref::add(test::stored(rv, DType::f16), xs), DType::f16);  // stored between the adds
-  EXPECT_LE(test::rel_l2(got, ref::add(once, xs)), 5e-3);
+  for (DType dtype : kHalfTypes) {
+    if (!ops::has_storage(ctx(), dtype)) continue;
+    SCOPED_TRACE(dtype_name(dtype));
+    Arena arena(ctx(), "add_into_half");
+    Tensor r = arena.alloc(dtype, {n}), x = arena.alloc(dtype, {n});
+    std::vector<float> rv = test::random_floats(n, 8), xv = test::random_floats(n, 9);
+    std::vector<double> got = test::run_twice(
+        {r},
+        [&] {
+          test::write_values(r, rv);
+          test::write_values(x, xv);
+        },
+        [&](Program& p) {
+          ops::add(p, r, x, r);
+          ops::add(p, r, x, r);
+        })[0];
+    const ref::Vec xs = test::stored(xv, dtype);
+    const ref::Vec once = ref::cast(ref::add(test::stored(rv, dtype), xs), dtype);  // stored between the adds
+    EXPECT_LE(test::rel_l2(got, ref::add(once, xs)), half_tolerance(dtype));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest, testing::Values(1, 7, 33, 64, 257, 1000003));
@@ -124,26 +134,32 @@ TEST(ElementwiseLarge, AddThenScaleInPieces) {
   EXPECT_EQ(wrong, 0);
 }
 
-// f16 pieces hold twice the elements of f32 ones. Sums of small integers are exact in f16, and b varies with
-// the high bits of the index, so a misplaced piece shows.
-TEST(ElementwiseLarge, AddF16InPieces) {
-  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "needs 16-bit storage and arithmetic";
-  const int64_t n = 72ll << 20;  // 144 MiB of f16
-  Arena arena(ctx(), "big", MemoryKind::device, 160ull << 20);
-  Tensor a = arena.alloc(DType::f16, {n}), b = arena.alloc(DType::f16, {n}), o = arena.alloc(DType::f16, {n});
+// 16-bit pieces hold twice the elements of f32 ones. b varies with the high bits of the index, so a misplaced
+// piece shows. Sums of small integers are exact in f16; bf16 rounds them, as the host rounds the expected sum.
+TEST(ElementwiseLarge, AddHalfInPieces) {
+  const int64_t n = 72ll << 20;  // 144 MiB of 16-bit values
   std::vector<float> av(n), bv(n);
   for (int64_t i = 0; i < n; ++i) {
     av[i] = float(i % 512);
     bv[i] = float(i / 65536);
   }
-  test::write_values(a, av);
-  test::write_values(b, bv);
-  test::poison(o);
-  test::run([&](Program& p) { ops::add(p, a, b, o); });
-  std::vector<uint16_t> got = ctx().read<uint16_t>(o);
-  int64_t wrong = 0;
-  for (int64_t i = 0; i < n; ++i) wrong += f16_to_f32(got[i]) != av[i] + bv[i];
-  EXPECT_EQ(wrong, 0);
+  for (DType dtype : kHalfTypes) {
+    if (!ops::has_storage(ctx(), dtype)) continue;
+    SCOPED_TRACE(dtype_name(dtype));
+    const bool f16 = dtype == DType::f16;
+    auto widen = [&](uint16_t h) { return f16 ? f16_to_f32(h) : bf16_to_f32(h); };
+    auto round = [&](float v) { return widen(f16 ? f32_to_f16(v) : f32_to_bf16(v)); };
+    Arena arena(ctx(), "big", MemoryKind::device, 160ull << 20);
+    Tensor a = arena.alloc(dtype, {n}), b = arena.alloc(dtype, {n}), o = arena.alloc(dtype, {n});
+    test::write_values(a, av);
+    test::write_values(b, bv);
+    test::poison(o);
+    test::run([&](Program& p) { ops::add(p, a, b, o); });
+    std::vector<uint16_t> got = ctx().read<uint16_t>(o);
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i) wrong += widen(got[i]) != round(round(av[i]) + round(bv[i]));
+    EXPECT_EQ(wrong, 0);
+  }
 }
 
 TEST(ElementwiseErrors, RejectsMismatchedOrOverlappingTensors) {
@@ -158,6 +174,9 @@ TEST(ElementwiseErrors, RejectsMismatchedOrOverlappingTensors) {
   EXPECT_THROW(ops::add(p, a, h, a), Error);  // one dtype throughout
   EXPECT_THROW(ops::add(p, h, h, a), Error);
   EXPECT_THROW(ops::scale(p, h, 2.0f, h), Error);  // scale is f32 only
+  Tensor bf = arena.alloc(DType::bf16, {64});
+  test::expect_error("bf16[64]", [&] { ops::add(p, h, bf, h); });  // f16 and bf16 do not mix
+  test::expect_error("bf16[64]", [&] { ops::scale(p, bf, 2.0f, bf); });
 }
 
 }  // namespace

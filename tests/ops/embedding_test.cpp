@@ -28,14 +28,15 @@ class EmbeddingTest : public testing::TestWithParam<std::tuple<int64_t, int64_t,
 // A gather is exact: every output equals its table entry as the output dtype holds it.
 TEST_P(EmbeddingTest, Forward) {
   const auto [V, C, N] = GetParam();
-  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the f16 forms need 16-bit support";
   Arena arena(ctx(), "embedding");
   const std::vector<float> table = test::random_floats(V * C, 1);
   const std::vector<int32_t> ids = random_ids(N, V, 2);
   Tensor I = arena.alloc(DType::i32, {N});
   ctx().write(I, ids);
-  for (auto [table_type, out_type] : {std::pair{DType::f32, DType::f32}, std::pair{DType::f32, DType::f16},
-                                      std::pair{DType::f16, DType::f16}}) {
+  for (auto [table_type, out_type] :
+       {std::pair{DType::f32, DType::f32}, std::pair{DType::f32, DType::f16}, std::pair{DType::f16, DType::f16},
+        std::pair{DType::f32, DType::bf16}, std::pair{DType::bf16, DType::bf16}}) {
+    if (!ops::has_storage(ctx(), out_type)) continue;
     SCOPED_TRACE(testing::Message() << "table " << dtype_name(table_type) << ", out " << dtype_name(out_type));
     Tensor T = arena.alloc(table_type, {V, C}), O = arena.alloc(out_type, {N, C});
     test::write_values(T, table);
@@ -45,7 +46,7 @@ TEST_P(EmbeddingTest, Forward) {
   }
 }
 
-// dtable starts random and accumulates; dout f32, or f16 fed to the reference as stored.
+// dtable starts random and accumulates; dout f32, or f16 or bf16 fed to the reference as stored.
 TEST_P(EmbeddingTest, Backward) {
   const auto [V, C, N] = GetParam();
   Arena arena(ctx(), "embedding");
@@ -53,8 +54,8 @@ TEST_P(EmbeddingTest, Backward) {
   const std::vector<int32_t> ids = random_ids(N, V, 5);
   Tensor I = arena.alloc(DType::i32, {N}), dT = arena.alloc(DType::f32, {V, C});
   ctx().write(I, ids);
-  for (DType grad_type : {DType::f32, DType::f16}) {
-    if (grad_type == DType::f16 && !ops::has_16bit(ctx())) continue;
+  for (DType grad_type : {DType::f32, DType::f16, DType::bf16}) {
+    if (!ops::has_storage(ctx(), grad_type)) continue;
     SCOPED_TRACE(testing::Message() << "dout " << dtype_name(grad_type));
     Tensor dO = arena.alloc(grad_type, {N, C});
     test::write_values(dO, dout);
@@ -193,6 +194,9 @@ TEST(EmbeddingErrors, BadShapesAndTypesThrow) {
   expect_error("f32[2,3] ", [&] { ops::embedding(p, T, f32({2, 3}), O); });                     // ids not i32
   expect_error("f32[40]", [&] { ops::embedding(p, T.flat(), I, O); });                          // table not [V,C]
   expect_error("f16[10,4]", [&] { ops::embedding(p, arena.alloc(DType::f16, {10, 4}), I, O); });  // f16 -> f32
+  expect_error("bf16[10,4]", [&] {  // a 16-bit table is copied, so out must be of its type
+    ops::embedding(p, arena.alloc(DType::bf16, {10, 4}), I, arena.alloc(DType::f16, {2, 3, 4}));
+  });
   expect_error("f32[6,4]", [&] { ops::embedding(p, O.reshape({6, 4}), I, O); });                // out overlaps
   expect_error("f16[10,4]", [&] { ops::embedding_backward(p, I, O, arena.alloc(DType::f16, {10, 4})); });
   expect_error("f32[2,3,5]", [&] { ops::embedding_backward(p, I, f32({2, 3, 5}), T); });

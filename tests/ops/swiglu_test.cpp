@@ -13,10 +13,11 @@ namespace {
 using test::ctx;
 using test::expect_error;
 
-constexpr DType kTypes[] = {DType::f32, DType::f16};
+constexpr DType kTypes[] = {DType::f32, DType::f16, DType::bf16};
 
-// fp32 arithmetic either way; f16 outputs carry their own rounding.
-double tolerance(DType t) { return t == DType::f32 ? 1e-5 : 5e-3; }
+// fp32 arithmetic either way; 16-bit outputs carry their own rounding, bf16's (8 significant bits, up to 2^-9
+// relative per element) eight times f16's.
+double tolerance(DType t) { return t == DType::bf16 ? 1.5e-2 : t == DType::f16 ? 5e-3 : 1e-5; }
 
 // Rows [a | b] from two [rows, F] matrices, the fused layout; and back.
 template <class V>
@@ -52,7 +53,7 @@ TEST_P(SwigluTest, SeparateAndFused) {
   const auto [rows, F] = GetParam();
   const Inputs x = inputs(rows * F, 1);
   for (DType type : kTypes) {
-    if (type == DType::f16 && !ops::has_16bit(ctx())) continue;
+    if (!ops::has_storage(ctx(), type)) continue;
     SCOPED_TRACE(dtype_name(type));
     Arena arena(ctx(), "swiglu");
     const ref::Vec g = test::stored(x.gate, type), u = test::stored(x.up, type), d = test::stored(x.dh, type);
