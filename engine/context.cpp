@@ -1,6 +1,8 @@
 #include "engine/context.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "engine/error.hpp"
 #include "engine/program.hpp"
@@ -12,8 +14,15 @@ namespace {
 constexpr uint64_t kStagingBytes = 64ull << 20;
 }
 
+bool ContextOptions::cooperative_matrix_from_env() {
+  const char* v = std::getenv("VKMIND_NO_COOPMAT");
+  return !v || !*v || std::strcmp(v, "0") == 0;
+}
+
 Context::Context(ContextOptions opts)
-    : instance_(std::make_unique<Instance>(opts.instance)), map_device_memory_(opts.map_device_memory) {
+    : instance_(std::make_unique<Instance>(opts.instance)),
+      map_device_memory_(opts.map_device_memory),
+      cooperative_matrix_(opts.cooperative_matrix) {
   info_ = &instance_->select(opts.device);
   const DeviceInfo& d = *info_;
   if (d.api_version < VK_API_VERSION_1_2 || !d.timeline_semaphore)
@@ -47,10 +56,11 @@ Context::Context(ContextOptions opts)
   f12.storageBuffer8BitAccess = d.storage_8bit;
   f12.timelineSemaphore = VK_TRUE;
   std::vector<const char*> exts;
-  if (d.nv_cooperative_matrix) {
+  if (d.nv_cooperative_matrix && opts.cooperative_matrix) {
     exts.push_back(VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
     coop.cooperativeMatrix = VK_TRUE;
     f12.pNext = &coop;
+    f12.vulkanMemoryModel = d.vulkan_memory_model;  // the cooperative-matrix shaders use that memory model
   }
 
   float priority = 1.0f;

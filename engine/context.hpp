@@ -26,6 +26,12 @@ struct ContextOptions {
   // Map device-kind memory where the host can see it. Off, transfers take the staging path that discrete
   // GPUs take, which is how that path is tested on shared-memory devices.
   bool map_device_memory = true;
+  // f16 matrix products on tensor cores through VK_NV_cooperative_matrix, where the device has it. Off
+  // (VKMIND_NO_COOPMAT=1, `vkmind --no-coopmat`), the tiled kernels run and the extension is not enabled.
+  bool cooperative_matrix = cooperative_matrix_from_env();
+
+  // False when VKMIND_NO_COOPMAT is set to anything but "" or "0".
+  static bool cooperative_matrix_from_env();
 };
 
 class Context {
@@ -40,6 +46,9 @@ class Context {
   VkCommandPool command_pool() const { return pool_; }
   bool validation() const { return instance_->validation(); }
   bool maps_device_memory() const { return map_device_memory_; }
+  // ContextOptions::cooperative_matrix: whether ops may take the cooperative-matrix path (the device may
+  // still lack it; ops::choose_matmul_path decides).
+  bool allows_cooperative_matrix() const { return cooperative_matrix_; }
   // Valid bits of the queue's timestamps (0: none); profiling masks results with it.
   uint32_t timestamp_bits() const { return timestamp_bits_; }
 
@@ -77,6 +86,7 @@ class Context {
 
   std::unique_ptr<Instance> instance_;
   bool map_device_memory_ = true;
+  bool cooperative_matrix_ = true;
   const DeviceInfo* info_ = nullptr;
   VkDevice device_ = VK_NULL_HANDLE;
   uint32_t queue_family_ = 0;

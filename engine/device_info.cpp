@@ -160,6 +160,7 @@ DeviceInfo probe_device(VkInstance instance, VkPhysicalDevice pd, uint32_t index
     d.storage_8bit = f12.storageBuffer8BitAccess;
     d.buffer_device_address = f12.bufferDeviceAddress;
     d.timeline_semaphore = f12.timelineSemaphore;
+    d.vulkan_memory_model = f12.vulkanMemoryModel;
     d.subgroup_size_control = fsg.subgroupSizeControl &&
                               (d.api_version >= VK_API_VERSION_1_3 || d.has_extension("VK_EXT_subgroup_size_control"));
   }

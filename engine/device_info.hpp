@@ -33,6 +33,7 @@ struct DeviceInfo {
   bool shader_float16 = false, shader_int8 = false, shader_int16 = false, shader_int64 = false;
   bool storage_16bit = false, storage_8bit = false;
   bool buffer_device_address = false, timeline_semaphore = false, subgroup_size_control = false;
+  bool vulkan_memory_model = false;  // what GL_KHR_memory_scope_semantics (cooperative matrices) compiles to
   uint32_t subgroup_size = 0, min_subgroup_size = 0, max_subgroup_size = 0;
   std::vector<std::string> subgroup_ops;  // basic, vote, arithmetic, ballot, shuffle, ...
   bool subgroup_in_compute = false;

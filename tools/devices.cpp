@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/context.hpp"
 #include "engine/instance.hpp"
+#include "engine/ops/matmul.hpp"
 #include "tools/commands.hpp"
 
 namespace vkm::tools {
@@ -34,7 +36,13 @@ nlohmann::json coop_json(const std::vector<CoopMatrixShape>& shapes) {
   return a;
 }
 
+// The kernel f16 products (the mixed-precision forward and backward) would take, and why.
+ops::MatmulChoice f16_matmul(const DeviceInfo& d) {
+  return ops::choose_matmul_path(d, DType::f16, DType::f16, ContextOptions::cooperative_matrix_from_env());
+}
+
 nlohmann::json to_json(const DeviceInfo& d, bool selected) {
+  const ops::MatmulChoice matmul = f16_matmul(d);
   nlohmann::json heaps = nlohmann::json::array();
   for (auto& h : d.heaps) heaps.push_back({{"bytes", h.size}, {"device_local", h.device_local}, {"types", h.types}});
   return {{"index", d.index},
@@ -66,7 +74,11 @@ nlohmann::json to_json(const DeviceInfo& d, bool selected) {
           {"timestamp_period_ns", d.timestamp_period_ns},
           {"memory_heaps", heaps},
           {"nv_cooperative_matrix", coop_json(d.nv_coop_shapes)},
-          {"khr_cooperative_matrix", coop_json(d.khr_coop_shapes)}};
+          {"khr_cooperative_matrix", coop_json(d.khr_coop_shapes)},
+          {"vulkan_memory_model", d.vulkan_memory_model},
+          {"matmul_f16",
+           {{"path", matmul.path == ops::MatmulPath::cooperative ? "cooperative" : "tiled"},
+            {"detail", matmul.describe()}}}};
 }
 
 void print_coop(const char* label, bool has, const std::vector<CoopMatrixShape>& shapes) {
@@ -101,6 +113,7 @@ void print(const DeviceInfo& d, bool selected) {
   std::printf("  %-26s %s\n", "buffer device address", yn(d.buffer_device_address));
   print_coop("VK_NV_cooperative_matrix", d.nv_cooperative_matrix, d.nv_coop_shapes);
   print_coop("VK_KHR_cooperative_matrix", d.khr_cooperative_matrix, d.khr_coop_shapes);
+  std::printf("  %-26s %s\n", "matmul f16", f16_matmul(d).describe().c_str());
 }
 
 }  // namespace

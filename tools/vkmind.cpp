@@ -1,5 +1,6 @@
 // vkmind: one binary, one subcommand per job. Each command's options and work live in its own tools/ file.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Common common;
   app.add_option("--device", common.device, "Vulkan device: index or name substring (default: VKMIND_DEVICE, else the best)");
+  // Through the environment, so that every Context the command creates sees it (ContextOptions reads it).
+  app.add_flag_callback("--no-coopmat", [] { setenv("VKMIND_NO_COOPMAT", "1", 1); },
+                        "No tensor cores (VK_NV_cooperative_matrix) for f16 matrix products: the tiled kernel, "
+                        "as VKMIND_NO_COOPMAT=1");
   int exit_code = 0;
 
   add_devices(app, common, exit_code);

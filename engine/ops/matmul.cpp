@@ -10,7 +10,7 @@ namespace vkm::ops {
 
 namespace {
 
-// matmul.comp's specialization constants: threads along N and M, micro-tile rows and columns, k slice.
+// matmul.comp's tiled kernel: threads along N and M, micro-tile rows and columns, k slice.
 struct Tiles {
   uint32_t tx, ty, tm, tn, bk;
   uint32_t bm() const { return ty * tm; }
@@ -19,14 +19,51 @@ struct Tiles {
 constexpr Tiles kTile64{16, 16, 4, 4, 16};
 constexpr Tiles kTile128{16, 16, 8, 8, 8};  // twice the multiply-adds per shared load, 4x the registers
 
-Tiles choose_tiles(const DeviceInfo& d, MatmulTile tile, int64_t M, int64_t N, int64_t batch) {
-  if (tile == MatmulTile::t64) return kTile64;
-  if (tile == MatmulTile::t128) return kTile128;
-  // The big block is faster per multiply-add but pads ragged edges more, and a large GPU needs ~128 blocks
-  // in flight to be busy (a CPU device runs only a few workgroups at a time).
+// matmul.comp's COOPMAT kernel: sg_m x sg_n subgroups, each summing a tile_m x tile_n tile of the block in
+// fragments of the device's shape, over k slices of kCoopBK.
+struct CoopTiles {
+  uint32_t sg_m, sg_n, tile_m, tile_n;
+  uint32_t bm() const { return sg_m * tile_m; }
+  uint32_t bn() const { return sg_n * tile_n; }
+  uint32_t subgroups() const { return sg_m * sg_n; }
+};
+constexpr CoopTiles kCoop64{2, 2, 32, 32};
+constexpr CoopTiles kCoop128{2, 4, 64, 32};  // 8 fragments of 16 x 16 per subgroup: each A fragment used twice
+constexpr uint32_t kCoopBK = 32;
+
+// The shader's shared memory for either transpose: f16 slices of A and B with rows padded by 8 elements, and
+// an fp32 fragment of scratch per subgroup.
+uint32_t coop_shared_bytes(const CoopTiles& t, const CoopMatrixShape& f) {
+  auto slice = [](uint32_t b) { return std::max(b * (kCoopBK + 8), kCoopBK * (b + 8)) * 2; };
+  return slice(t.bm()) + slice(t.bn()) + t.subgroups() * f.m * f.n * 4;
+}
+
+// 128 x 128 blocks, or 64 x 64. The big block is faster per multiply-add but pads ragged edges more, and a
+// large GPU needs ~128 blocks in flight to be busy (a CPU device runs only a few workgroups at a time).
+bool big_blocks(const DeviceInfo& d, MatmulTile tile, int64_t M, int64_t N, int64_t batch) {
+  if (tile != MatmulTile::automatic) return tile == MatmulTile::t128;
   auto padded = [&](int64_t b) { return (M + b - 1) / b * ((N + b - 1) / b) * b * b; };
   bool enough = d.vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU || padded(128) / (128 * 128) * batch >= 128;
-  return enough && padded(128) * 4 <= padded(64) * 5 ? kTile128 : kTile64;
+  return enough && padded(128) * 4 <= padded(64) * 5;
+}
+
+// Why the device cannot run the cooperative kernel with fragments f at block sizes up to kCoop128; empty
+// if it can.
+std::string coop_unfit(const DeviceInfo& d, const CoopMatrixShape& f) {
+  if (!(d.storage_16bit && d.shader_int16 && d.shader_float16)) return "no 16-bit storage and arithmetic";
+  if (!d.vulkan_memory_model) return "no vulkanMemoryModel feature";
+  bool basic = std::find(d.subgroup_ops.begin(), d.subgroup_ops.end(), "basic") != d.subgroup_ops.end();
+  if (!d.subgroup_in_compute || !basic) return "no subgroup operations in compute shaders";
+  if (d.min_subgroup_size != d.max_subgroup_size || d.subgroup_size == 0)
+    return "subgroup size varies (" + std::to_string(d.min_subgroup_size) + ".." +
+           std::to_string(d.max_subgroup_size) + ")";
+  const uint32_t threads = kCoop128.subgroups() * d.subgroup_size;
+  if (threads > d.max_workgroup_invocations || threads > d.max_workgroup_size[0])
+    return "workgroups of " + std::to_string(threads) + " invocations are over the device's limit";
+  if (coop_shared_bytes(kCoop128, f) > d.max_shared_memory)
+    return "needs " + std::to_string(coop_shared_bytes(kCoop128, f)) + " bytes of shared memory, the device has " +
+           std::to_string(d.max_shared_memory);
+  return {};
 }
 
 Shape leading(const Tensor& t) { return Shape(t.shape.begin(), t.shape.end() - 2); }
@@ -54,16 +91,14 @@ uint32_t load_width(const Tensor& t, uint32_t skip) {
   return 1;
 }
 
-// One dispatch; every operand fits a binding (or the binding check says why not).
-void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s, int64_t M,
-                      int64_t N, int64_t K) {
+// One dispatch on the kernel chosen (tiled, or cooperative with its fragment shape); every operand fits a
+// binding (or the binding check says why not).
+void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s,
+                      const MatmulChoice& kernel, int64_t M, int64_t N, int64_t K) {
   const Context& ctx = p.context();
   const DeviceInfo& d = ctx.info();
   const int64_t count = C.numel() / (M * N);
-  const Tiles t = choose_tiles(d, s.tile, M, N, count);
-  if (t.tx * t.ty > d.max_workgroup_invocations)
-    throw Error("matmul: device '" + d.name + "' allows only " + std::to_string(d.max_workgroup_invocations) +
-                " invocations per workgroup, fewer than the " + std::to_string(t.tx * t.ty) + " it needs");
+  const bool big = big_blocks(d, s.tile, M, N, count);
   auto [a, skip_a] = aligned_span(ctx, A, 0, A.numel());
   auto [b, skip_b] = aligned_span(ctx, B, 0, B.numel());
   auto [c, skip_c] = aligned_span(ctx, C, 0, C.numel());
@@ -73,13 +108,31 @@ void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor
   const uint32_t batch_a = A.rank() > 2 ? uint32_t(M * K) : 0, batch_b = B.rank() > 2 ? uint32_t(K * N) : 0;
   const Push push{uint32_t(M), uint32_t(N), uint32_t(K), batch_a, batch_b, uint32_t(M * N), s.accumulate,
                   skip_a, skip_b, skip_c};
-  // A variant per form and storage; a cooperative-matrix path would be chosen here, by device and size.
+  // A variant per form, storage and kernel; the shared constants first, then the kernel's own.
   std::string variant = std::string("matmul.") + (s.trans_a ? 't' : 'n') + (s.trans_b ? 't' : 'n');
   if (A.dtype == DType::f16) variant += C.dtype == DType::f16 ? "_f16" : "_f16_f32out";
-  const Kernel& k = p.context().kernel(
-      {variant, 3, sizeof(Push), {t.tx, t.ty, t.tm, t.tn, t.bk, load_width(A, skip_a), load_width(B, skip_b)}});
-  p.dispatch(k, {in(a), in(b), s.accumulate ? inout(c) : out(c)}, push, uint32_t((N + t.bn() - 1) / t.bn()),
-             uint32_t((M + t.bm() - 1) / t.bm()), uint32_t(count),
+  std::vector<uint32_t> spec{0, load_width(A, skip_a), load_width(B, skip_b)};
+  uint32_t bm, bn;
+  if (kernel.path == MatmulPath::cooperative) {
+    const CoopTiles t = big ? kCoop128 : kCoop64;
+    const CoopMatrixShape& f = kernel.shape;
+    variant += "_coop";
+    spec[0] = kCoopBK;
+    spec.insert(spec.end(), {t.subgroups() * d.subgroup_size, t.sg_m, t.sg_n, t.tile_m / f.m, t.tile_n / f.n, f.m,
+                             f.n, f.k});
+    bm = t.bm(), bn = t.bn();
+  } else {
+    const Tiles t = big ? kTile128 : kTile64;
+    if (t.tx * t.ty > d.max_workgroup_invocations)
+      throw Error("matmul: device '" + d.name + "' allows only " + std::to_string(d.max_workgroup_invocations) +
+                  " invocations per workgroup, fewer than the " + std::to_string(t.tx * t.ty) + " it needs");
+    spec[0] = t.bk;
+    spec.insert(spec.end(), {t.tx, t.ty, t.tm, t.tn});
+    bm = t.bm(), bn = t.bn();
+  }
+  const Kernel& k = p.context().kernel({variant, 3, sizeof(Push), spec});
+  p.dispatch(k, {in(a), in(b), s.accumulate ? inout(c) : out(c)}, push, uint32_t((N + bn - 1) / bn),
+             uint32_t((M + bm - 1) / bm), uint32_t(count),
              variant + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
 }
 
@@ -97,6 +150,34 @@ int64_t units_per_piece(const DeviceInfo& d, std::initializer_list<int64_t> unit
 }
 
 }  // namespace
+
+std::string MatmulChoice::describe() const {
+  if (path != MatmulPath::cooperative) return "tiled shared memory (" + why + ")";
+  return "cooperative matrix " + std::to_string(shape.m) + "x" + std::to_string(shape.n) + "x" +
+         std::to_string(shape.k) + " (" + why + ")";
+}
+
+MatmulChoice choose_matmul_path(const DeviceInfo& d, DType a, DType c, bool allowed) {
+  auto tiled = [](std::string why) { return MatmulChoice{MatmulPath::tiled, {}, std::move(why)}; };
+  if (a != DType::f16 || (c != DType::f16 && c != DType::f32))
+    return tiled(std::string(dtype_name(a)) + " inputs into " + std::string(dtype_name(c)) +
+                 ": tensor cores take f16 inputs into f16 or f32");
+  if (!d.nv_cooperative_matrix)
+    return tiled(d.khr_cooperative_matrix
+                     ? "VK_KHR_cooperative_matrix only: not used, Debian's glslang lacks GL_KHR_cooperative_matrix"
+                     : "no VK_NV_cooperative_matrix");
+  // The kernel's fragments tile its 32-wide subgroup tiles and k slices, in rows of at least 16 bytes.
+  auto fits = [](uint32_t x) { return x == 8 || x == 16 || x == 32; };
+  const CoopMatrixShape* best = nullptr;
+  for (const CoopMatrixShape& f : d.nv_coop_shapes)
+    if (f.a == "f16" && f.b == "f16" && f.c == "f32" && f.result == "f32" && f.scope == "subgroup" && fits(f.m) &&
+        fits(f.n) && fits(f.k) && (!best || f.m * f.n * f.k > best->m * best->n * best->k))
+      best = &f;
+  if (!best) return tiled("no VK_NV_cooperative_matrix shape for f16 x f16 + f32 in a subgroup with M, N, K of 8 to 32");
+  if (std::string why = coop_unfit(d, *best); !why.empty()) return tiled(why);
+  if (!allowed) return tiled("cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
+  return {MatmulPath::cooperative, *best, "VK_NV_cooperative_matrix"};
+}
 
 void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s) {
   auto fail = [&](const std::string& why) {
@@ -120,13 +201,19 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
     if (t->rank() > 2 && leading(*t) != batch) fail("A and B must have C's leading dims, or none");
   if (C.numel() == 0 || K == 0) fail("empty product");
   if (C.overlaps(A) || C.overlaps(B)) fail("C overlaps an input");
+  const Context& ctx = p.context();
+  const DeviceInfo& d = ctx.info();
+  MatmulChoice kernel = choose_matmul_path(d, A.dtype, C.dtype, ctx.allows_cooperative_matrix());
+  if (s.path == MatmulPath::cooperative && kernel.path != MatmulPath::cooperative)
+    fail("the cooperative-matrix path was asked for, but device '" + d.name + "' cannot take it: " + kernel.why);
+  if (s.path == MatmulPath::tiled) kernel.path = MatmulPath::tiled;
+  auto dispatch = [&](const Tensor& a, const Tensor& b, const Tensor& c, const MatmulSpec& spec, int64_t m, int64_t n,
+                      int64_t k) { dispatch_product(p, a, b, c, spec, kernel, m, n, k); };
 
   // Past maxStorageBufferRange, pieces along a dim whose slices are contiguous in the large operands: batch
   // entries; else rows of A and C; else (A transposed) k, summed into C piece after piece. Where no split
   // applies, or a single unit is too large, the binding check names the tensor. An f16 C summed over k
   // pieces is rounded once per piece.
-  const Context& ctx = p.context();
-  const DeviceInfo& d = ctx.info();
   const int64_t count = C.numel() / (M * N);
   const int64_t ea = int64_t(dtype_size(A.dtype)), eb = int64_t(dtype_size(B.dtype)), ec = int64_t(dtype_size(C.dtype));
   auto fits = [&](const Tensor& t) {
@@ -135,31 +222,31 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
   auto in_pieces = [&](int64_t units, std::initializer_list<int64_t> unit_bytes,
                        const std::function<void(int64_t, int64_t)>& piece) {
     const int64_t per = units_per_piece(d, unit_bytes);
-    if (per == 0) return dispatch_product(p, A, B, C, s, M, N, K);
+    if (per == 0) return dispatch(A, B, C, s, M, N, K);
     for (int64_t u = 0; u < units; u += per) piece(u, std::min(per, units - u));
   };
   if (fits(A) && fits(B) && fits(C)) {
-    dispatch_product(p, A, B, C, s, M, N, K);
+    dispatch(A, B, C, s, M, N, K);
   } else if (count > 1) {
     auto entries = [](const Tensor& t, int64_t u, int64_t n) {
       return t.rank() > 2 ? t.view(u * t.dim(-2) * t.dim(-1), {n, t.dim(-2), t.dim(-1)}) : t;
     };
     in_pieces(count, {A.rank() > 2 ? M * K * ea : 0, B.rank() > 2 ? K * N * eb : 0, M * N * ec},
               [&](int64_t u, int64_t n) {
-                dispatch_product(p, entries(A, u, n), entries(B, u, n), entries(C, u, n), s, M, N, K);
+                dispatch(entries(A, u, n), entries(B, u, n), entries(C, u, n), s, M, N, K);
               });
   } else if (!s.trans_a) {
     in_pieces(M, {K * ea, N * ec}, [&](int64_t u, int64_t n) {
-      dispatch_product(p, A.view(u * K, {n, K}), B, C.view(u * N, {n, N}), s, n, N, K);
+      dispatch(A.view(u * K, {n, K}), B, C.view(u * N, {n, N}), s, n, N, K);
     });
   } else if (!s.trans_b) {
     in_pieces(K, {M * ea, N * eb}, [&](int64_t u, int64_t n) {
       MatmulSpec piece = s;
       piece.accumulate = s.accumulate || u > 0;
-      dispatch_product(p, A.view(u * M, {n, M}), B.view(u * N, {n, N}), C, piece, M, N, n);
+      dispatch(A.view(u * M, {n, M}), B.view(u * N, {n, N}), C, piece, M, N, n);
     });
   } else {
-    dispatch_product(p, A, B, C, s, M, N, K);
+    dispatch(A, B, C, s, M, N, K);
   }
 }
 

@@ -2,20 +2,47 @@
 // Matrix products (shaders/matmul.comp), summed in fp32. Tensors are row-major, views at any offset; the last
 // two dims are the matrix and any leading dims a batch. Storage is picked by dtype: A, B and C f32; or A and B
 // f16 with C f16 (rounded once, on store) or f32 (e.g. weight gradients summed into fp32), which needs
-// 16-bit support (ops::has_16bit).
+// 16-bit support (ops::has_16bit). f16 products run on tensor cores where the device offers them through
+// VK_NV_cooperative_matrix (choose_matmul_path), else on the tiled kernel every device runs.
+#include <string>
+
+#include "engine/device_info.hpp"
+#include "engine/dtype.hpp"
 #include "engine/program.hpp"
 
 namespace vkm::ops {
 
-// The block of C one workgroup computes. automatic picks by size; the fixed ones are for tests and benches.
+// The block of C one workgroup computes: 64 x 64 or 128 x 128. automatic picks by size; the fixed ones are
+// for tests and benches.
 enum class MatmulTile { automatic, t64, t128 };
+
+// The kernel: tiled (fp32 multiply-adds through shared memory, any device) or cooperative (tensor cores
+// through VK_NV_cooperative_matrix, f16 A and B). automatic takes what choose_matmul_path says; asking for
+// cooperative where it does not apply is an error naming the device and the reason.
+enum class MatmulPath { automatic, tiled, cooperative };
 
 struct MatmulSpec {
   bool trans_a = false;     // A is stored [K,M] rather than [M,K]
   bool trans_b = false;     // B is stored [N,K] rather than [K,N]
   bool accumulate = false;  // C += product; otherwise C = product, whatever C held (NaN included)
   MatmulTile tile = MatmulTile::automatic;
+  MatmulPath path = MatmulPath::automatic;
 };
+
+struct MatmulChoice {
+  MatmulPath path = MatmulPath::tiled;  // tiled or cooperative
+  CoopMatrixShape shape;                // the fragment shape, on the cooperative path
+  std::string why;                      // the extension used, or why the cooperative path is not taken
+  // "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)" or "tiled shared memory (<why>)".
+  std::string describe() const;
+};
+
+// The path of a product with A and B of dtype `a` into C of dtype `c` on device `d`: cooperative where `a`
+// is f16, `d` has VK_NV_cooperative_matrix with a subgroup-scope shape for f16 x f16 + f32 whose M, N and K
+// are 8, 16 or 32 (the largest is taken), 16-bit storage and arithmetic, the Vulkan memory model, a fixed
+// subgroup size, and the workgroup size and shared memory the kernel's blocks need; and `allowed` (the
+// context's ContextOptions::cooperative_matrix). Otherwise tiled. A pure function of its arguments.
+MatmulChoice choose_matmul_path(const DeviceInfo& d, DType a, DType c, bool allowed);
 
 // C[..., M, N] = op(A)[..., M, K] · op(B)[..., K, N]. A and B have C's leading dims, or none: a plain
 // matrix is shared by every batch entry. C must not overlap A or B. Operands past maxStorageBufferRange are

@@ -1,5 +1,6 @@
 #include "engine/ops/matmul.hpp"
 
+#include <cstdlib>
 #include <functional>
 #include <tuple>
 
@@ -14,11 +15,16 @@ namespace {
 using test::ctx;
 using test::expect_error;
 
-// fp32 sums over up to 257 terms; an f16 output is off by its rounding, at most half an f16 ulp.
+// fp32 sums over up to 257 terms; an f16 output is off by its rounding, at most half an f16 ulp. Tensor
+// cores truncate while they align the terms of each block sum: an fp32 output of theirs gets more room.
 constexpr double kTol = 1e-4;
 constexpr double kTolF16 = 5e-3;
+constexpr double kTolCoop = 1e-3;
 
-double tolerance(const Tensor& out) { return out.dtype == DType::f16 ? kTolF16 : kTol; }
+double tolerance(const Tensor& out, ops::MatmulPath path = ops::MatmulPath::tiled) {
+  if (out.dtype == DType::f16) return kTolF16;
+  return path == ops::MatmulPath::cooperative ? kTolCoop : kTol;
+}
 
 // Sets `out` to `init` (or leaves it poisoned when `init` is empty) before each of two runs of `record`: both
 // runs must give the same bits. Returns the result.
@@ -50,11 +56,19 @@ std::vector<Storage> storages() {
   if (!ops::has_16bit(ctx())) return {{DType::f32, DType::f32}};
   return {{DType::f32, DType::f32}, {DType::f16, DType::f16}, {DType::f16, DType::f32}};
 }
+// The storages of the cooperative kernels: f16 inputs.
+const std::vector<Storage> kCoopStorages{{DType::f16, DType::f16}, {DType::f16, DType::f32}};
 std::string describe(const Storage& s) {
   return std::string(dtype_name(s.in)) + " inputs, " + std::string(dtype_name(s.out)) + " output";
 }
 
-class MatmulTest : public testing::TestWithParam<std::tuple<int64_t, int64_t, int64_t>> {};
+using MNK = std::tuple<int64_t, int64_t, int64_t>;
+std::string shape_name(const testing::TestParamInfo<MNK>& info) {
+  const auto [M, N, K] = info.param;
+  return "M" + std::to_string(M) + "_N" + std::to_string(N) + "_K" + std::to_string(K);
+}
+
+class MatmulTest : public testing::TestWithParam<MNK> {};
 
 TEST_P(MatmulTest, LinearForms) {
   const auto [M, N, K] = GetParam();
@@ -80,10 +94,10 @@ TEST_P(MatmulTest, LinearForms) {
   }
 }
 
-TEST_P(MatmulTest, EveryVariantAndTile) {
-  const auto [M, N, K] = GetParam();
+// Every transpose form on one kernel, with both block sizes, overwriting and accumulating.
+void check_every_form(int64_t M, int64_t N, int64_t K, const std::vector<Storage>& storages, ops::MatmulPath path) {
   Arena arena(ctx(), "matmul");
-  for (const Storage& st : storages()) {
+  for (const Storage& st : storages) {
     const auto a = values(st.in, M * K, 7), b = values(st.in, K * N, 8);
     Tensor C = arena.alloc(st.out, {M, N});
     for (bool ta : {false, true})
@@ -98,18 +112,21 @@ TEST_P(MatmulTest, EveryVariantAndTile) {
             SCOPED_TRACE(testing::Message() << describe(st) << ", trans_a " << ta << " trans_b " << tb << " tile "
                                             << (tile == ops::MatmulTile::t64 ? 64 : 128) << " accumulate " << acc);
             auto c0 = initial(acc, st.out, M * N, 9);
-            expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc, tile}); }), want,
-                         c0, tolerance(C));
+            expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc, tile, path}); }),
+                         want, c0, tolerance(C, path));
           }
       }
   }
 }
 
+TEST_P(MatmulTest, EveryVariantAndTile) {
+  const auto [M, N, K] = GetParam();
+  check_every_form(M, N, K, storages(), ops::MatmulPath::tiled);
+}
+
 // An f16 C is the fp32 result rounded once, to nearest even. The same product into an f32 C runs the same
 // sums (the variants differ only in the store), so rounding that on the host must give the same bits.
-TEST_P(MatmulTest, F16OutputRoundsOnce) {
-  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the device lacks 16-bit support";
-  const auto [M, N, K] = GetParam();
+void check_f16_rounds_once(int64_t M, int64_t N, int64_t K, ops::MatmulPath path) {
   Arena arena(ctx(), "matmul");
   const auto a = values(DType::f16, M * K, 18), b = values(DType::f16, K * N, 19);
   Tensor Ch = arena.alloc(DType::f16, {M, N}), Cf = arena.alloc(DType::f32, {M, N});
@@ -124,8 +141,8 @@ TEST_P(MatmulTest, F16OutputRoundsOnce) {
         auto c0 = initial(acc, DType::f16, M * N, 20);
         for (const Tensor& C : {Ch, Cf}) acc ? test::write_values(C, c0) : test::poison(C);
         test::run([&](Program& p) {
-          ops::matmul(p, A, B, Ch, {ta, tb, acc});
-          ops::matmul(p, A, B, Cf, {ta, tb, acc});
+          ops::matmul(p, A, B, Ch, {.trans_a = ta, .trans_b = tb, .accumulate = acc, .path = path});
+          ops::matmul(p, A, B, Cf, {.trans_a = ta, .trans_b = tb, .accumulate = acc, .path = path});
         });
         const auto half = ctx().read<uint16_t>(Ch);
         const auto full = ctx().read<float>(Cf);
@@ -139,17 +156,19 @@ TEST_P(MatmulTest, F16OutputRoundsOnce) {
     }
 }
 
+TEST_P(MatmulTest, F16OutputRoundsOnce) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the device lacks 16-bit support";
+  const auto [M, N, K] = GetParam();
+  check_f16_rounds_once(M, N, K, ops::MatmulPath::tiled);
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(7, 7, 7),
                                          std::make_tuple(33, 33, 33), std::make_tuple(64, 64, 64),
                                          std::make_tuple(257, 257, 257), std::make_tuple(33, 257, 7),
                                          std::make_tuple(257, 1, 64), std::make_tuple(7, 64, 257),
                                          std::make_tuple(10, 34, 66)),
-                         [](const auto& info) {
-                           return "M" + std::to_string(std::get<0>(info.param)) + "_N" +
-                                  std::to_string(std::get<1>(info.param)) + "_K" +
-                                  std::to_string(std::get<2>(info.param));
-                         });
+                         shape_name);
 
 // Entry z of a batch of matrices of `size` elements each (v itself when it holds one shared matrix).
 ref::Vec entry(const ref::Vec& v, int64_t z, int64_t size) {
@@ -157,7 +176,8 @@ ref::Vec entry(const ref::Vec& v, int64_t z, int64_t size) {
   return ref::Vec(v.begin() + z * size, v.begin() + (z + 1) * size);
 }
 
-TEST(MatmulBatch, BatchedAndShared) {
+// Batches of A and B, or one matrix shared by every entry, on one kernel.
+void check_batched(const std::vector<Storage>& storages, ops::MatmulPath path) {
   const int64_t M = 33, N = 20, K = 17;
   const Shape batch{2, 3};
   const int64_t count = 6;
@@ -165,7 +185,7 @@ TEST(MatmulBatch, BatchedAndShared) {
   struct Case {
     bool ta, tb, a_batched, b_batched, acc;
   };
-  for (const Storage& st : storages())
+  for (const Storage& st : storages)
     for (const Case& c : {Case{false, false, true, true, false}, Case{true, false, true, true, true},
                           Case{false, true, true, false, false}, Case{true, true, false, true, true}}) {
       SCOPED_TRACE(testing::Message() << describe(st) << ", trans_a " << c.ta << " trans_b " << c.tb << " A batched "
@@ -181,15 +201,17 @@ TEST(MatmulBatch, BatchedAndShared) {
       test::write_values(A, a);
       test::write_values(B, b);
       auto c0 = initial(c.acc, st.out, C.numel(), 12);
-      ref::Vec got = run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {c.ta, c.tb, c.acc}); });
+      ref::Vec got = run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {c.ta, c.tb, c.acc, {}, path}); });
       ref::Vec want;
       for (int64_t z = 0; z < count; ++z) {
         ref::Vec part = ref::matmul(entry(a, z, M * K), entry(b, z, K * N), M, N, K, c.ta, c.tb);
         want.insert(want.end(), part.begin(), part.end());
       }
-      expect_close(got, want, c0, tolerance(C));
+      expect_close(got, want, c0, tolerance(C, path));
     }
 }
+
+TEST(MatmulBatch, BatchedAndShared) { check_batched(storages(), ops::MatmulPath::tiled); }
 
 TEST(MatmulLinear, FlattensLeadingDims) {
   const int64_t B = 2, T = 5, N = 9, K = 12;
@@ -204,7 +226,7 @@ TEST(MatmulLinear, FlattensLeadingDims) {
 
 // Operands that start anywhere in their buffers, with loads of 4, 2 and 1 elements: each view starts `shift`
 // elements into a larger tensor, and loads are as wide as the stored row lengths and that start allow.
-TEST(MatmulViews, AnyOffsetAndLoadWidth) {
+void check_views(const std::vector<Storage>& storages, ops::MatmulPath path) {
   struct Case {
     int64_t rows, K, shift;  // M = rows, N = rows + 4
   };
@@ -212,7 +234,7 @@ TEST(MatmulViews, AnyOffsetAndLoadWidth) {
   // that allows only single elements.
   const Case cases[] = {{8, 68, 8}, {10, 66, 2}, {9, 67, 1}, {8, 68, 1}};
   Arena arena(ctx(), "matmul");
-  for (const Storage& st : storages())
+  for (const Storage& st : storages)
     for (const Case& c : cases) {
       const int64_t M = c.rows, N = c.rows + 4, K = c.K;
       const auto a = values(st.in, M * K, 21), b = values(st.in, K * N, 22);
@@ -229,11 +251,13 @@ TEST(MatmulViews, AnyOffsetAndLoadWidth) {
           Tensor C = c_all.view(c.shift, {M, N});
           test::write_values(A, a);
           test::write_values(B, b);
-          expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc}); }),
-                       ref::matmul(a, b, M, N, K, ta, tb), c0, tolerance(C));
+          expect_close(run_twice(C, c0, [&](Program& p) { ops::matmul(p, A, B, C, {ta, tb, acc, {}, path}); }),
+                       ref::matmul(a, b, M, N, K, ta, tb), c0, tolerance(C, path));
         }
     }
 }
+
+TEST(MatmulViews, AnyOffsetAndLoadWidth) { check_views(storages(), ops::MatmulPath::tiled); }
 
 // Past maxStorageBufferRange the product runs in pieces: rows of C for Y = X·Wᵀ and dX = dY·W, batch entries,
 // and for dW = dYᵀ·X slices of k summed into dW one after another. Each product has one operand just over
@@ -306,6 +330,174 @@ TEST(MatmulErrors, BadShapesThrow) {
   expect_error("f32[8]", [&] { ops::matmul(p, f32({8}), W, Y, {.trans_b = true}); });             // A is not a matrix
   expect_error("f32[4,5]", [&] { ops::matmul(p, X, W, X.view(0, {4, 5}), {.trans_b = true}); });  // C overlaps A
   EXPECT_EQ(p.dispatch_count(), 0u);
+}
+
+// The path choice, on devices made by hand: a GPU as NVIDIA's driver describes one, less one thing at a time.
+DeviceInfo tensor_core_gpu() {
+  DeviceInfo d;
+  d.name = "hand-made GPU";
+  d.vk_type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  d.shader_float16 = d.shader_int16 = d.storage_16bit = d.vulkan_memory_model = true;
+  d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 32;
+  d.subgroup_ops = {"basic", "vote", "ballot"};
+  d.subgroup_in_compute = true;
+  d.max_shared_memory = 48 << 10;
+  d.max_workgroup_invocations = 1024;
+  d.max_workgroup_size[0] = 1024;
+  d.nv_cooperative_matrix = true;
+  d.nv_coop_shapes = {{16, 8, 16, "f16", "f16", "f16", "f16", "subgroup"},
+                      {16, 8, 16, "f16", "f16", "f32", "f32", "subgroup"},
+                      {16, 16, 16, "f16", "f16", "f32", "f32", "subgroup"},
+                      {8, 8, 32, "i8", "i8", "i32", "i32", "subgroup"}};
+  return d;
+}
+
+TEST(MatmulPathChoice, TensorCoresForF16Inputs) {
+  for (DType out : {DType::f16, DType::f32}) {
+    const ops::MatmulChoice c = ops::choose_matmul_path(tensor_core_gpu(), DType::f16, out, true);
+    EXPECT_EQ(c.path, ops::MatmulPath::cooperative);
+    EXPECT_EQ(c.describe(), "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)");  // the largest shape
+  }
+  DeviceInfo d = tensor_core_gpu();
+  d.nv_coop_shapes.erase(d.nv_coop_shapes.begin() + 2);
+  EXPECT_EQ(ops::choose_matmul_path(d, DType::f16, DType::f16, true).describe(),
+            "cooperative matrix 16x8x16 (VK_NV_cooperative_matrix)");
+}
+
+TEST(MatmulPathChoice, TiledOtherwise) {
+  struct Case {
+    std::string what;                      // what the device lacks
+    std::function<void(DeviceInfo&)> take;
+    std::string why;                       // what the choice must say
+  };
+  auto only = [](CoopMatrixShape s) { return [s](DeviceInfo& d) { d.nv_coop_shapes = {s}; }; };
+  const Case cases[] = {
+      {"the extension", [](DeviceInfo& d) { d.nv_cooperative_matrix = false; }, "no VK_NV_cooperative_matrix"},
+      {"the NV extension, KHR present",
+       [](DeviceInfo& d) {
+         d.nv_cooperative_matrix = false;
+         d.khr_cooperative_matrix = true;
+         d.khr_coop_shapes = d.nv_coop_shapes;
+       },
+       "VK_KHR_cooperative_matrix only: not used, Debian's glslang lacks GL_KHR_cooperative_matrix"},
+      {"any shape", [](DeviceInfo& d) { d.nv_coop_shapes.clear(); }, "no VK_NV_cooperative_matrix shape"},
+      {"an fp32 accumulator", only({16, 16, 16, "f16", "f16", "f16", "f16", "subgroup"}), "no VK_NV_cooperative_matrix shape"},
+      {"subgroup scope", only({16, 16, 16, "f16", "f16", "f32", "f32", "workgroup"}), "no VK_NV_cooperative_matrix shape"},
+      {"a shape that tiles", only({16, 16, 64, "f16", "f16", "f32", "f32", "subgroup"}), "no VK_NV_cooperative_matrix shape"},
+      {"f16 arithmetic", [](DeviceInfo& d) { d.shader_float16 = false; }, "no 16-bit storage and arithmetic"},
+      {"the memory model", [](DeviceInfo& d) { d.vulkan_memory_model = false; }, "no vulkanMemoryModel"},
+      {"subgroups in compute", [](DeviceInfo& d) { d.subgroup_in_compute = false; }, "no subgroup operations"},
+      {"a fixed subgroup size", [](DeviceInfo& d) { d.min_subgroup_size = 8; }, "subgroup size varies (8..32)"},
+      {"invocations", [](DeviceInfo& d) { d.max_workgroup_invocations = 128; }, "invocations are over"},
+      {"shared memory", [](DeviceInfo& d) { d.max_shared_memory = 16 << 10; }, "bytes of shared memory"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("without " + c.what);
+    DeviceInfo d = tensor_core_gpu();
+    c.take(d);
+    const ops::MatmulChoice got = ops::choose_matmul_path(d, DType::f16, DType::f16, true);
+    EXPECT_EQ(got.path, ops::MatmulPath::tiled);
+    EXPECT_NE(got.why.find(c.why), std::string::npos) << got.why;
+    EXPECT_EQ(got.describe(), "tiled shared memory (" + got.why + ")");
+  }
+  const ops::MatmulChoice f32 = ops::choose_matmul_path(tensor_core_gpu(), DType::f32, DType::f32, true);
+  EXPECT_EQ(f32.path, ops::MatmulPath::tiled);
+  EXPECT_EQ(f32.why, "f32 inputs into f32: tensor cores take f16 inputs into f16 or f32");
+  const ops::MatmulChoice off = ops::choose_matmul_path(tensor_core_gpu(), DType::f16, DType::f16, false);
+  EXPECT_EQ(off.path, ops::MatmulPath::tiled);
+  EXPECT_EQ(off.why, "cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
+}
+
+// VKMIND_NO_COOPMAT (which `vkmind --no-coopmat` sets) is what ContextOptions starts from.
+TEST(MatmulPathChoice, EnvironmentTurnsItOff) {
+  const char* was = std::getenv("VKMIND_NO_COOPMAT");
+  const std::string saved = was ? was : "";
+  for (const char* value : {"1", "yes"}) {
+    setenv("VKMIND_NO_COOPMAT", value, 1);
+    EXPECT_FALSE(ContextOptions{}.cooperative_matrix) << value;
+  }
+  for (const char* value : {"0", ""}) {
+    setenv("VKMIND_NO_COOPMAT", value, 1);
+    EXPECT_TRUE(ContextOptions{}.cooperative_matrix) << value;
+  }
+  unsetenv("VKMIND_NO_COOPMAT");
+  EXPECT_TRUE(ContextOptions{}.cooperative_matrix);
+  if (was) setenv("VKMIND_NO_COOPMAT", saved.c_str(), 1);
+}
+
+// Whether this device runs the cooperative kernels: "" if so, else why not (the tests below then skip).
+std::string without_coop() {
+  const ops::MatmulChoice c =
+      ops::choose_matmul_path(ctx().info(), DType::f16, DType::f16, ctx().allows_cooperative_matrix());
+  if (c.path == ops::MatmulPath::cooperative) return "";
+  return "matmul f16 on '" + ctx().info().name + "': " + c.describe();
+}
+
+// Asking for the cooperative path where it does not apply names the device and the reason.
+TEST(MatmulPathChoice, ForcedWhereUnavailableThrows) {
+  Arena arena(ctx(), "matmul");
+  Program p(ctx(), "forced");
+  auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
+  const ops::MatmulSpec coop{.path = ops::MatmulPath::cooperative};
+  expect_error("tensor cores take f16", [&] { ops::matmul(p, f32({4, 8}), f32({8, 5}), f32({4, 5}), coop); });
+  if (ops::has_16bit(ctx()) && !without_coop().empty()) {
+    auto f16 = [&](Shape s) { return arena.alloc(DType::f16, std::move(s)); };
+    expect_error("device '" + ctx().info().name + "' cannot take it",
+                 [&] { ops::matmul(p, f16({4, 8}), f16({8, 5}), f16({4, 5}), coop); });
+  }
+  EXPECT_EQ(p.dispatch_count(), 0u);
+}
+
+// The cooperative kernels against the double reference: every form, f16 and f32 out, both block sizes,
+// accumulate, batches, views at any offset, ragged sizes. They run wherever choose_matmul_path takes them.
+class MatmulCoopTest : public testing::TestWithParam<MNK> {
+  void SetUp() override {
+    if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
+  }
+};
+
+TEST_P(MatmulCoopTest, EveryForm) {
+  const auto [M, N, K] = GetParam();
+  check_every_form(M, N, K, kCoopStorages, ops::MatmulPath::cooperative);
+}
+
+TEST_P(MatmulCoopTest, F16OutputRoundsOnce) {
+  const auto [M, N, K] = GetParam();
+  check_f16_rounds_once(M, N, K, ops::MatmulPath::cooperative);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulCoopTest,
+                         testing::Values(std::make_tuple(77, 45, 53), std::make_tuple(130, 200, 96),
+                                         std::make_tuple(1, 1, 1), std::make_tuple(64, 64, 64),
+                                         std::make_tuple(33, 257, 7), std::make_tuple(129, 128, 160)),
+                         shape_name);
+
+TEST(MatmulCoop, BatchedAndShared) {
+  if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
+  check_batched(kCoopStorages, ops::MatmulPath::cooperative);
+}
+
+TEST(MatmulCoop, AnyOffsetAndLoadWidth) {
+  if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
+  check_views(kCoopStorages, ops::MatmulPath::cooperative);
+}
+
+// Without a path asked for, the linear layer's f16 products take the tensor cores (seen in the labels of a
+// profiled program, where the queue has timestamps).
+TEST(MatmulCoop, AutomaticTakesTensorCores) {
+  if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
+  const int64_t M = 40, N = 24, K = 72;
+  Arena arena(ctx(), "matmul");
+  Tensor X = arena.alloc(DType::f16, {M, K}), W = arena.alloc(DType::f16, {N, K}), Y = arena.alloc(DType::f16, {M, N});
+  const auto x = values(DType::f16, M * K, 26), w = values(DType::f16, N * K, 27);
+  test::write_values(X, x);
+  test::write_values(W, w);
+  test::poison(Y);
+  Program p(ctx(), "automatic", /*profile=*/true);
+  ops::linear(p, X, W, Y);
+  ctx().wait(ctx().submit(p));
+  expect_close(test::read_values(Y), ref::linear(x, w, M, N, K), {}, kTolF16);
+  for (const DispatchTiming& t : p.timings()) EXPECT_EQ(t.label.rfind("matmul.nt_f16_coop ", 0), 0u) << t.label;
 }
 
 }  // namespace
