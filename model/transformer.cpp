@@ -115,11 +115,9 @@ Transformer::Transformer(Context& ctx, const ParamLayout& layout, int64_t B, int
                 std::to_string(c.max_positions));
   const DeviceInfo& d = ctx.info();
   const uint64_t align = std::max<uint64_t>(256, d.min_storage_offset_alignment);
-  if (act_ != DType::f32 && act_ != DType::f16)
-    throw Error("transformer: activations are f32 or f16, not " + std::string(dtype_name(act_)));
-  if (act_ == DType::f16 && !ops::has_16bit(ctx))
-    throw Error("transformer: fp16 training needs storageBuffer16BitAccess, shaderInt16 and shaderFloat16, which '" +
-                ctx.info().name + "' lacks; use --precision fp32");
+  if (!ops::is_float(act_))
+    throw Error("transformer: activations are f32, f16 or bf16, not " + std::string(dtype_name(act_)));
+  ops::require_storage(ctx, act_, "the transformer's activations");
   const uint64_t need = activation_bytes(c, B, T, act_, align);
   uint64_t heap = 0;
   for (const auto& h : d.heaps) heap = std::max(heap, h.size);

@@ -4,11 +4,11 @@
 // mask) and the whole backward (the head's dh and dE += dlogitsᵀ·h, the blocks in reverse, the embedding's
 // gradient added into the same dE).
 //
-// Precision: activations f32, or f16 for mixed-precision training. With f16, every activation and activation
-// gradient is stored in f16 (arithmetic in fp32 inside each op), the matmuls and the embedding read an f16 copy
-// of the weights (which AdamW writes), the norms read the fp32 master weights, and every weight gradient is
-// summed in fp32. The loss's backward is multiplied by grad_scale: a trainer puts the loss scale there, which
-// keeps small f16 gradients from rounding to zero.
+// Precision: activations f32, or f16 or bf16 for mixed-precision training. With 16 bits, every activation and
+// activation gradient is stored in that type (arithmetic in fp32 inside each op), the matmuls and the embedding read an f16 copy
+// of the weights in that type (which AdamW writes), the norms read the fp32 master weights, and every weight
+// gradient is summed in fp32. The loss's backward is multiplied by grad_scale: a trainer puts the loss scale
+// there for f16, which keeps small gradients from rounding to zero (bf16 has fp32's range and needs none).
 //
 // Activations live in one Arena sized up front for a batch [B, T] (activation_bytes); every intermediate the
 // backward reads is kept per layer. Weights and gradients are views into the flat buffers of ParamLayout;
@@ -35,7 +35,7 @@ class Transformer {
  public:
   // Sizes and allocates the activations (throws vkm::Error, naming the sizes, before allocating anything when
   // they exceed the device's largest heap or T exceeds max_position_embeddings, or when the device lacks
-  // 16-bit support for f16 activations) and uploads the rope table.
+  // the storage for 16-bit activations) and uploads the rope table.
   Transformer(Context& ctx, const ParamLayout& layout, int64_t B, int64_t T, DType activations = DType::f32);
   ~Transformer();
   Transformer(const Transformer&) = delete;
@@ -54,7 +54,7 @@ class Transformer {
 
   // Records forward and loss, then, when `grads` is given, the backward adding every parameter's gradient
   // into its view of `grads`. params and grads: flat f32 buffers of the layout's total_elems(); params_half,
-  // with f16 activations: the f16 copy of params (same layout).
+  // with 16-bit activations: the copy of params in that type (same layout).
   void record(Program& p, const Tensor& params, const Tensor& grads = {}, const Tensor& params_half = {}) const;
 
   int64_t batch() const { return B_; }

@@ -3,8 +3,9 @@
 // sums in fp32 whatever the storage. op(A) is A stored [M,K], or A stored [K,M] when TRANS_A; op(B) is B
 // stored [K,N], or B stored [N,K] when TRANS_B. A linear layer's three products: Y = X·Wᵀ is nt, dX = dY·W
 // is nn, dW += dYᵀ·X is tn. Storage: fp32 throughout; or A and B f16 (F16_IN) with C f16 (F16_OUT), the
-// mixed-precision forward and backward, or with C fp32, for weight gradients summed into fp32. An f16
-// product is rounded once, when C is stored (C += product: once, after adding the old C).
+// mixed-precision forward and backward, or with C fp32, for weight gradients summed into fp32; the same in
+// bf16 (BF16_IN, BF16_OUT; tiled kernel only). A 16-bit product is rounded once, when C is stored (C +=
+// product: once, after adding the old C).
 //
 // A workgroup computes a BM x BN block of C, walking K in slices of BK that pass through shared memory; the
 // next slice is loaded from memory into registers while the current one is multiplied. Two kernels share
@@ -30,6 +31,14 @@
 //! variant nt_f16_f32out -DTRANS_A=0 -DTRANS_B=1 -DF16_IN=1
 //! variant tn_f16_f32out -DTRANS_A=1 -DTRANS_B=0 -DF16_IN=1
 //! variant tt_f16_f32out -DTRANS_A=1 -DTRANS_B=1 -DF16_IN=1
+//! variant nn_bf16 -DTRANS_A=0 -DTRANS_B=0 -DBF16_IN=1 -DBF16_OUT=1
+//! variant nt_bf16 -DTRANS_A=0 -DTRANS_B=1 -DBF16_IN=1 -DBF16_OUT=1
+//! variant tn_bf16 -DTRANS_A=1 -DTRANS_B=0 -DBF16_IN=1 -DBF16_OUT=1
+//! variant tt_bf16 -DTRANS_A=1 -DTRANS_B=1 -DBF16_IN=1 -DBF16_OUT=1
+//! variant nn_bf16_f32out -DTRANS_A=0 -DTRANS_B=0 -DBF16_IN=1
+//! variant nt_bf16_f32out -DTRANS_A=0 -DTRANS_B=1 -DBF16_IN=1
+//! variant tn_bf16_f32out -DTRANS_A=1 -DTRANS_B=0 -DBF16_IN=1
+//! variant tt_bf16_f32out -DTRANS_A=1 -DTRANS_B=1 -DBF16_IN=1
 //! variant nn_f16_coop -DTRANS_A=0 -DTRANS_B=0 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1
 //! variant nt_f16_coop -DTRANS_A=0 -DTRANS_B=1 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1
 //! variant tn_f16_coop -DTRANS_A=1 -DTRANS_B=0 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1
@@ -46,6 +55,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #endif
 #if F16_IN || F16_OUT
+#include "types.glsl"
+#elif BF16_IN || BF16_OUT
+#define NO_FLOAT16 1
 #include "types.glsl"
 #endif
 
@@ -84,6 +96,10 @@ const uint LB = BN * BK / THREADS;
 #define IN1 float16_t
 #define IN2 f16vec2
 #define IN4 f16vec4
+#elif BF16_IN
+#define IN1 uint16_t
+#define IN2 u16vec2
+#define IN4 u16vec4
 #else
 #define IN1 float
 #define IN2 vec2
@@ -101,6 +117,11 @@ float16_t stage(float16_t v) { return v; }
 #define STAGED2 vec2
 #define STAGED4 vec4
 float stage(float16_t v) { return f16_to_f32_exact(v); }
+#elif BF16_IN
+#define STAGED float
+#define STAGED2 vec2
+#define STAGED4 vec4
+float stage(uint16_t v) { return bf16_to_f32(v); }
 #else
 #define STAGED float
 #define STAGED2 vec2
@@ -121,6 +142,10 @@ layout(std430, binding = 1) readonly buffer BufB4 { IN4 b4[]; };
 layout(std430, binding = 2) buffer BufC { float16_t c[]; };
 float read_c(uint at) { return f16_to_f32_exact(c[at]); }
 void write_c(uint at, float v) { c[at] = f32_to_f16_exact(v); }
+#elif BF16_OUT
+layout(std430, binding = 2) buffer BufC { uint16_t c[]; };
+float read_c(uint at) { return bf16_to_f32(c[at]); }
+void write_c(uint at, float v) { c[at] = f32_to_bf16(v); }
 #else
 layout(std430, binding = 2) buffer BufC { float c[]; };
 float read_c(uint at) { return c[at]; }

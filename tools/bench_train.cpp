@@ -91,7 +91,7 @@ int bench_train(const Common& common, const BenchTrainOptions& o) {
 
   std::printf("bench train: %s (%lld parameters), batch %d x %d tokens x %d micro-batches, %s, on %s\n",
               (o.config.empty() ? o.preset : o.config).c_str(), (long long)config.parameter_count(), o.batch, o.seq,
-              o.accum, graph.mixed() ? "fp16 mixed precision" : "fp32", ctx.info().name.c_str());
+              o.accum, graph.loss_scaled() ? "fp16 mixed precision" : graph.mixed() ? "bf16 mixed precision" : "fp32", ctx.info().name.c_str());
   graph.submit_step(1e-4, 1);  // warm-up: pipelines and first-touch costs stay out
   graph.finish_step();
   std::vector<double> ms;
@@ -123,8 +123,8 @@ void add_bench_train(CLI::App& bench, const Common& common, int& exit_code) {
   sub->add_option("--seq", o->seq, "Tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--accum", o->accum, "Micro-batches per step")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--steps", o->steps, "Timed steps")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--precision", o->precision, "fp32, fp16 or auto (fp16 where supported)")
-      ->check(CLI::IsMember({"auto", "fp32", "fp16"}))
+  sub->add_option("--precision", o->precision, "fp32, fp16, bf16 or auto (fp16 where supported)")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
       ->capture_default_str();
   sub->add_flag("--profile", o->profile, "Time every command of the step and show the time by op (slower steps)");
   on_run(sub, exit_code, [&common, o] { return bench_train(common, *o); });

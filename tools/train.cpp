@@ -31,9 +31,9 @@ void add_train_options(CLI::App* sub, train::TrainOptions& o) {
   sub->add_option("--seq", o.seq, "Tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--accum", o.accum, "Micro-batches per optimizer step")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--precision", o.precision,
-                  "fp32, fp16 (mixed: f16 activations and weight copy, fp32 master weights, dynamic loss scaling) "
-                  "or auto (fp16 where the device supports it)")
-      ->check(CLI::IsMember({"auto", "fp32", "fp16"}))
+                  "fp32, fp16 (mixed: f16 activations and weight copy, fp32 master weights, dynamic loss scaling), "
+                  "bf16 (the same in bf16, no loss scaling) or auto (fp16 where the device supports it)")
+      ->check(CLI::IsMember({"auto", "fp32", "fp16", "bf16"}))
       ->capture_default_str();
   sub->add_option("--lr", o.lr, "Peak learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--warmup", o.warmup_steps, "Linear warmup steps")->check(CLI::NonNegativeNumber);

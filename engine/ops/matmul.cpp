@@ -110,7 +110,10 @@ void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor
                   skip_a, skip_b, skip_c};
   // A variant per form, storage and kernel; the shared constants first, then the kernel's own.
   std::string variant = std::string("matmul.") + (s.trans_a ? 't' : 'n') + (s.trans_b ? 't' : 'n');
-  if (A.dtype == DType::f16) variant += C.dtype == DType::f16 ? "_f16" : "_f16_f32out";
+  if (A.dtype != DType::f32) {
+    const std::string in = A.dtype == DType::f16 ? "_f16" : "_bf16";
+    variant += C.dtype == DType::f32 ? in + "_f32out" : in;
+  }
   std::vector<uint32_t> spec{0, load_width(A, skip_a), load_width(B, skip_b)};
   uint32_t bm, bn;
   if (kernel.path == MatmulPath::cooperative) {
@@ -188,10 +191,9 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
     if (!*t) fail("a tensor is not allocated");
     if (t->rank() < 2) fail("tensors need 2 dims or more");
   }
-  const bool f16_in = A.dtype == DType::f16;
-  if (A.dtype != B.dtype || (A.dtype != DType::f32 && !f16_in)) fail("A and B must be both f32 or both f16");
-  if (C.dtype != DType::f32 && !(f16_in && C.dtype == DType::f16)) fail("C must be f32, or f16 when A and B are");
-  if (f16_in) require_16bit(p.context(), "matmul");
+  if (A.dtype != B.dtype || !is_float(A.dtype)) fail("A and B must be both f32, both f16 or both bf16");
+  if (C.dtype != DType::f32 && C.dtype != A.dtype) fail("C must be f32, or of A's and B's 16-bit type");
+  require_storage(p.context(), A.dtype, "matmul");
   const int64_t M = s.trans_a ? A.dim(-1) : A.dim(-2), K = s.trans_a ? A.dim(-2) : A.dim(-1);
   const int64_t N = s.trans_b ? B.dim(-2) : B.dim(-1), KB = s.trans_b ? B.dim(-1) : B.dim(-2);
   if (K != KB) fail("inner dims differ, K " + std::to_string(K) + " vs " + std::to_string(KB));

@@ -2,7 +2,7 @@
 // Matrix products (shaders/matmul.comp), summed in fp32. Tensors are row-major, views at any offset; the last
 // two dims are the matrix and any leading dims a batch. Storage is picked by dtype: A, B and C f32; or A and B
 // f16 with C f16 (rounded once, on store) or f32 (e.g. weight gradients summed into fp32), which needs
-// 16-bit support (ops::has_16bit). f16 products run on tensor cores where the device offers them through
+// 16-bit support (ops::has_16bit); or the same in bf16 (ops::has_bf16), on the tiled kernel. f16 products run on tensor cores where the device offers them through
 // VK_NV_cooperative_matrix (choose_matmul_path), else on the tiled kernel every device runs.
 #include <string>
 

@@ -81,14 +81,14 @@ TrainGraph::TrainGraph(Context& ctx, const model::ParamLayout& layout, const Gra
     p.copy(tr.loss(), losses_.view(k, {1}));
   }
   std::optional<ops::LossScaling> scaling;
-  if (mixed()) {
+  if (loss_scaled()) {
     loss_scale_ = host_->alloc(DType::f32, {ops::kLossScaleStateElems});
     scaling = ops::LossScaling{loss_scale_, tr.grad_scale(), accum};
   }
   ops::grad_norm(p, buffers_.grads, float(o_.clip), stats_, norm_scratch_, scaling ? &*scaling : nullptr);
   ops::adamw(p, o_.adamw, buffers_.values, buffers_.grads, buffers_.m, buffers_.v, adam_step_, stats_, buffers_.half);
   // Micro-batch means are averaged: each backward is scaled by 1/accum (and by the loss scale).
-  if (mixed()) set_loss_scale({});
+  if (loss_scaled()) set_loss_scale({});
   else ctx.write(tr.grad_scale(), std::vector<float>{1.0f / float(accum)});
 }
 

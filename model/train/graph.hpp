@@ -21,7 +21,7 @@ struct StepStats {
   double loss;        // mean over the micro-batches of their mean token loss
   double grad_norm;   // before clipping (of the unscaled gradients)
   bool non_finite;    // the gradients held an inf or NaN: AdamW skipped the step on the device
-  double loss_scale;  // mixed precision: the scale the next step uses (halved after an overflow); 1 otherwise
+  double loss_scale;  // fp16: the scale the next step uses (halved after an overflow); 1 otherwise
 };
 
 struct GraphOptions {
@@ -29,8 +29,8 @@ struct GraphOptions {
   bool with_optimizer = true;         // false: only the forward program (evaluation)
   ops::AdamWConfig adamw;
   double clip = 1.0;
-  // f32, or f16 for mixed precision: f16 activations and weight copy, fp32 master weights and moments, and a
-  // loss scale kept and updated on the device (ops::grad_norm's LossScaling).
+  // f32, or f16 / bf16 for mixed precision: 16-bit activations and weight copy, fp32 master weights and
+  // moments; with f16 also a loss scale kept and updated on the device (ops::grad_norm's LossScaling).
   DType activations = DType::f32;
   bool profile = false;  // the step program times each command (and runs them one at a time): step_timings()
 };
@@ -44,10 +44,11 @@ class TrainGraph {
   std::vector<float> params() const;
   std::vector<float> m() const;
   std::vector<float> v() const;
-  // Mixed precision: the loss scale's state (ops::LossScaleState), read after a step and written to resume.
+  // fp16: the loss scale's state (ops::LossScaleState), read after a step and written to resume.
   ops::LossScaleState loss_scale() const;
   void set_loss_scale(const ops::LossScaleState& state);
   bool mixed() const { return o_.activations != DType::f32; }
+  bool loss_scaled() const { return o_.activations == DType::f16; }
 
   // Writes micro-batch k's inputs into its host slot; no program that reads the slot may be running.
   void set_batch(int k, const data::Batch& b);

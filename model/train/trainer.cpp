@@ -34,17 +34,20 @@ double learning_rate(double lr, int64_t t, int64_t T, int64_t warmup) {
 
 DType training_activations(const Context& ctx, const std::string& precision) {
   if (precision == "fp32") return DType::f32;
-  if (precision == "fp16") {
-    if (!ops::has_16bit(ctx))
-      throw Error("--precision fp16: device '" + ctx.info().name +
-                  "' lacks 16-bit storage or arithmetic (see vkmind devices); use --precision fp32");
-    return DType::f16;
+  if (precision == "fp16" || precision == "bf16") {
+    const DType t = precision == "fp16" ? DType::f16 : DType::bf16;
+    if (!ops::has_storage(ctx, t))
+      throw Error("--precision " + precision + ": device '" + ctx.info().name +
+                  "' lacks the 16-bit storage or arithmetic it needs (see vkmind devices); use --precision fp32");
+    return t;
   }
   if (precision == "auto") return ops::has_16bit(ctx) ? DType::f16 : DType::f32;
-  throw Error("--precision " + precision + ": expected fp32, fp16 or auto");
+  throw Error("--precision " + precision + ": expected fp32, fp16, bf16 or auto");
 }
 
 namespace {
+
+const char* precision_name(DType act) { return act == DType::f16 ? "fp16" : act == DType::bf16 ? "bf16" : "fp32"; }
 
 // The model's shape and starting weights: a --from model folder, a --config file or a preset.
 struct Start {
@@ -81,7 +84,7 @@ tok::Tokenizer load_tokenizer(const TrainOptions& o, const model::ModelConfig& c
 // What must not change between a run and its resumption, for the continuation to be exact.
 nlohmann::json resume_key(const TrainOptions& o, const fs::path& data, int64_t total_steps, DType act) {
   return {{"format", data::format_name(o.format)},
-          {"precision", act == DType::f16 ? "fp16" : "fp32"},
+          {"precision", precision_name(act)},
           {"data", fs::absolute(data).lexically_normal().string()},
           {"data_bytes", fs::file_size(data)},
           {"batch", o.batch},
@@ -249,7 +252,9 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
     std::printf("model: %lld parameters (%s), %lld layers, hidden %lld; device %s; %s\n",
                 (long long)config.parameter_count(), o.from.empty() ? "new" : o.from.string().c_str(),
                 (long long)config.layers, (long long)config.hidden, ctx.info().name.c_str(),
-                graph.mixed() ? "mixed precision fp16 with dynamic loss scaling" : "fp32");
+                graph.loss_scaled() ? "mixed precision fp16 with dynamic loss scaling"
+                : graph.mixed()     ? "mixed precision bf16"
+                                    : "fp32");
     std::printf("data: %zu samples, %llu tokens; %zu for training%s; %lld steps of %lld tokens%s\n", dataset.size(),
                 (unsigned long long)dataset.num_tokens(), train_batches.num_samples(),
                 val_batches ? (", " + std::to_string(val_batches->num_samples()) + " held out").c_str() : "",
@@ -282,7 +287,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
   while (state.step < total) {
     for (int k = 0; k < o.accum; ++k) graph.set_batch(k, next[size_t(k)]);
     if (state.step == o.nan_at_step) graph.set_batch(0, poisoned(next[0]));
-    if (state.step == o.overflow_at_step && graph.mixed()) {
+    if (state.step == o.overflow_at_step && graph.loss_scaled()) {
       state.loss_scale.scale = 1 << 30;  // the loss's gradient then overflows f16
       graph.set_loss_scale(state.loss_scale);
     }
@@ -294,7 +299,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
       for (auto& b : next) b = train_batches.next();
     const StepStats s = graph.finish_step();
     state.loss_scale = graph.loss_scale();
-    const bool overflow_at_floor = graph.mixed() && s.non_finite && scale_used <= 1.0f;
+    const bool overflow_at_floor = graph.loss_scaled() && s.non_finite && scale_used <= 1.0f;
     if (!std::isfinite(s.loss) || overflow_at_floor)
       throw Error("step " + std::to_string(state.step + 1) + ": the " +
                   (overflow_at_floor ? "gradients are not finite even at loss scale 1"
@@ -309,7 +314,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
     result.losses.push_back(float(s.loss));
     result.last_loss = s.loss;
     ProgressLine line = progress.step(state.step, s.loss, lr, s.grad_norm, per_step);
-    if (graph.mixed()) line.loss_scale = s.loss_scale, line.skipped = int64_t(state.loss_scale.skipped_steps);
+    if (graph.loss_scaled()) line.loss_scale = s.loss_scale, line.skipped = int64_t(state.loss_scale.skipped_steps);
     metrics.write({{"kind", "train"},
                    {"time", unix_seconds()},
                    {"step", state.step},
@@ -320,7 +325,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
                    {"lr", lr},
                    {"grad_norm", s.grad_norm},
                    {"skipped", s.non_finite},
-                   {"loss_scale", graph.mixed() ? s.loss_scale : 1.0},
+                   {"loss_scale", graph.loss_scaled() ? s.loss_scale : 1.0},
                    {"tokens_per_s", line.tokens_per_s},
                    {"elapsed_s", elapsed_before + progress.seconds()}});
     if (state.step % std::max<int64_t>(1, o.log_every) == 0 || state.step == total) progress.print(line);

@@ -38,7 +38,7 @@ struct TrainOptions {
   bool resume = false;                           // continue from out/checkpoint
 
   int batch = 16, seq = 512, accum = 1;
-  std::string precision = "auto";  // --precision: fp32, fp16 (mixed, with dynamic loss scaling) or auto  // sequences per micro-batch, tokens per sequence, micro-batches per step
+  std::string precision = "auto";  // --precision: fp32, fp16 (mixed, dynamic loss scaling), bf16 or auto  // sequences per micro-batch, tokens per sequence, micro-batches per step
   double lr = 5e-4;
   int64_t warmup_steps = 0;
   double weight_decay = 0.01, clip = 1.0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
@@ -73,8 +73,8 @@ struct TrainResult {
 // first `warmup` steps, then lr·(0.1 + 0.45·(1 + cos(π·t/T))).
 double learning_rate(double lr, int64_t t, int64_t T, int64_t warmup);
 
-// The activations' type for --precision: f32 for "fp32", f16 for "fp16" (an error naming the device when it
-// lacks 16-bit support), and for "auto" f16 where the device has 16-bit support, else f32.
+// The activations' type for --precision: f32 for "fp32", f16 for "fp16", bf16 for "bf16" (an error naming the
+// device when it lacks the 16-bit support), and for "auto" f16 where the device has 16-bit support, else f32.
 DType training_activations(const Context& ctx, const std::string& precision);
 
 // Runs (or resumes) a training run. Throws vkm::Error for bad input, naming the file, line or flag; a NaN or

@@ -19,10 +19,12 @@ using test::expect_error;
 // cores truncate while they align the terms of each block sum: an fp32 output of theirs gets more room.
 constexpr double kTol = 1e-4;
 constexpr double kTolF16 = 5e-3;
+constexpr double kTolBf16 = 1.5e-2;  // bf16 keeps 8 significant bits: half an ulp is 2^-9 relative
 constexpr double kTolCoop = 1e-3;
 
 double tolerance(const Tensor& out, ops::MatmulPath path = ops::MatmulPath::tiled) {
   if (out.dtype == DType::f16) return kTolF16;
+  if (out.dtype == DType::bf16) return kTolBf16;
   return path == ops::MatmulPath::cooperative ? kTolCoop : kTol;
 }
 
@@ -51,10 +53,12 @@ ref::Vec initial(bool accumulate, DType t, int64_t n, uint32_t seed) {
 struct Storage {
   DType in, out;
 };
-// Every storage the device runs: the f16 ones need 16-bit support.
+// Every storage the device runs: the 16-bit ones need its support.
 std::vector<Storage> storages() {
-  if (!ops::has_16bit(ctx())) return {{DType::f32, DType::f32}};
-  return {{DType::f32, DType::f32}, {DType::f16, DType::f16}, {DType::f16, DType::f32}};
+  std::vector<Storage> s{{DType::f32, DType::f32}};
+  for (DType half : {DType::f16, DType::bf16})
+    if (ops::has_storage(ctx(), half)) s.insert(s.end(), {{half, half}, {half, DType::f32}});
+  return s;
 }
 // The storages of the cooperative kernels: f16 inputs.
 const std::vector<Storage> kCoopStorages{{DType::f16, DType::f16}, {DType::f16, DType::f32}};
@@ -322,8 +326,11 @@ TEST(MatmulErrors, BadShapesThrow) {
   expect_error("f32[8,5]", [&] { ops::linear_backward_weight(p, Y, X, f32({8, 5})); });      // dW transposed
   expect_error("f16[5,8]", [&] { ops::linear(p, X, arena.alloc(DType::f16, {5, 8}), Y); });  // f32 and f16 inputs
   expect_error("f16[4,5]", [&] { ops::linear(p, X, W, arena.alloc(DType::f16, {4, 5})); });  // f16 out of f32
-  expect_error("bf16[4,8]", [&] {  // no bf16 products
-    ops::matmul(p, arena.alloc(DType::bf16, {4, 8}), arena.alloc(DType::bf16, {8, 5}), Y);
+  expect_error("bf16[4,8]", [&] {  // bf16 and f16 mixed
+    ops::matmul(p, arena.alloc(DType::bf16, {4, 8}), arena.alloc(DType::f16, {8, 5}), Y);
+  });
+  expect_error("f16[4,5]", [&] {  // a bf16 product into f16
+    ops::matmul(p, arena.alloc(DType::bf16, {4, 8}), arena.alloc(DType::bf16, {8, 5}), arena.alloc(DType::f16, {4, 5}));
   });
   expect_error("f32[5,8]", [&] { ops::matmul(p, X, W, Y); });  // [4,8]·[5,8] without trans_b
   expect_error("f32[3,4,5]", [&] { ops::matmul(p, f32({2, 4, 8}), W, f32({3, 4, 5}), {.trans_b = true}); });

@@ -1,6 +1,6 @@
-// Mixed-precision training (--precision fp16) end to end on lavapipe, which has fp16 arithmetic and 16-bit
-// storage: the same run in fp16 and fp32 ends at the same validation loss (within 2%), an overflow is skipped
-// and the loss scale recovers, and a stopped fp16 run resumes bit for bit, loss scale included.
+// Mixed-precision training (--precision fp16 and bf16) end to end on lavapipe, which has fp16 arithmetic and
+// 16-bit storage: the same run in fp16, bf16 and fp32 ends at the same validation loss (within 2%), an fp16
+// overflow is skipped and the loss scale recovers, and a stopped fp16 run resumes bit for bit, scale included.
 #include <atomic>
 #include <cmath>
 #include <fstream>
@@ -68,15 +68,20 @@ class MixedPrecision : public testing::Test {
   }
 };
 
-TEST_F(MixedPrecision, Fp16EndsWithinTwoPercentOfFp32) {
+TEST_F(MixedPrecision, Fp16AndBf16EndWithinTwoPercentOfFp32) {
   TempDir d;
-  TrainOptions o32 = small_run(d, "fp32", "fp32"), o16 = small_run(d, "fp16", "fp16");
-  o32.max_steps = o16.max_steps = 80;
-  const train::TrainResult r32 = train::train(ctx(), o32), r16 = train::train(ctx(), o16);
-  std::printf("  validation loss after 80 steps: fp32 %.4f, fp16 %.4f (%+.2f%%)\n", r32.val_loss, r16.val_loss,
-              100 * (r16.val_loss / r32.val_loss - 1));
+  TrainOptions o32 = small_run(d, "fp32", "fp32"), o16 = small_run(d, "fp16", "fp16"),
+               obf = small_run(d, "bf16", "bf16");
+  o32.max_steps = o16.max_steps = obf.max_steps = 80;
+  const train::TrainResult r32 = train::train(ctx(), o32), r16 = train::train(ctx(), o16),
+                           rbf = train::train(ctx(), obf);
+  std::printf("  validation loss after 80 steps: fp32 %.4f, fp16 %.4f (%+.2f%%), bf16 %.4f (%+.2f%%)\n",
+              r32.val_loss, r16.val_loss, 100 * (r16.val_loss / r32.val_loss - 1), rbf.val_loss,
+              100 * (rbf.val_loss / r32.val_loss - 1));
   EXPECT_LT(r32.val_loss, 0.8 * std::log(1200.0)) << "the runs must have learned something to compare";
   EXPECT_LE(std::abs(r16.val_loss / r32.val_loss - 1), 0.02);
+  EXPECT_LE(std::abs(rbf.val_loss / r32.val_loss - 1), 0.02);
+  EXPECT_EQ(train_lines(obf.out).front()["loss_scale"], 1.0) << "bf16 needs no loss scale";
 
   // The fp16 run's log: the scale on every line, no skipped step at the initial scale on this model.
   const auto lines = train_lines(o16.out);
