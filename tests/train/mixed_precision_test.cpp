@@ -1,7 +1,6 @@
 // Mixed-precision training (--precision fp16 and bf16) end to end on lavapipe, which has fp16 arithmetic and
 // 16-bit storage: the same run in fp16, bf16 and fp32 ends at the same validation loss (within 2%), an fp16
 // overflow is skipped and the loss scale recovers, and a stopped fp16 run resumes bit for bit, scale included.
-#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -10,11 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/ops/common.hpp"
-#include "model/config.hpp"
 #include "model/io/model_files.hpp"
 #include "model/train/checkpoint.hpp"
 #include "model/train/trainer.hpp"
 #include "tests/support/test_util.hpp"
+#include "tests/support/train_runs.hpp"
 
 namespace vkm {
 namespace {
@@ -24,30 +23,13 @@ using test::ctx;
 using test::TempDir;
 using train::TrainOptions;
 
-// The trainer test's small model (hidden 64, 2 layers) over the committed tokenizer's 1200 tokens.
+// The trainer test's small run (test::small_train_run) at `precision`, into d/name, at the higher learning rate
+// of the trainer's pretraining proof.
 TrainOptions small_run(const TempDir& d, const std::string& precision, const std::string& name) {
-  model::ModelConfig c = model::preset("tiny");
-  c.vocab = 1200;
-  c.hidden = 64, c.heads = 4, c.kv_heads = 2, c.head_dim = 16, c.ffn = 176, c.layers = 2;
-  c.max_positions = 512;
-  if (!fs::exists(d.path / "config.json")) {
-    model::save_config(c, (d.path / "config.json").string());
-    fs::copy_file(test::data_dir() / "corpus_sample.jsonl", d.path / "corpus_sample.jsonl");
-  }
-  TrainOptions o;
-  o.data = d.path / "corpus_sample.jsonl";
-  o.tokenizer = test::data_dir() / "tokenizer" / "trained";
-  o.config_file = d.path / "config.json";
+  TrainOptions o = test::small_train_run(d, "corpus_sample.jsonl");
   o.out = d.path / name;
   o.precision = precision;
-  o.batch = 4, o.seq = 64;
   o.lr = 1e-2;
-  o.warmup_steps = 5;
-  o.val_fraction = 0.05;
-  o.eval_every = 0;
-  o.eval_batches = 8;
-  o.save_every = 0;
-  o.quiet = true;
   return o;
 }
 
@@ -135,16 +117,11 @@ TEST_F(MixedPrecision, ResumeRestoresTheLossScale) {
   const std::vector<float> straight_params = io::load_model(o.out / "model").params;
 
   o.out = d.path / "stopped";
-  std::atomic<bool> stop{false};
-  o.stop = &stop;
-  o.on_step = [&](int64_t step, double) { stop = step == 3; };
-  ASSERT_TRUE(train::train(ctx(), o).interrupted);
+  ASSERT_TRUE(test::train_until(o, 3).interrupted);
   const train::Checkpoint ckpt = train::load_checkpoint(o.out / "checkpoint");
   EXPECT_LT(ckpt.state.loss_scale.scale, float(1 << 30));
   EXPECT_GE(ckpt.state.loss_scale.skipped_steps, 1.0f);
 
-  o.stop = nullptr;
-  o.on_step = nullptr;
   o.resume = true;
   o.overflow_at_step = -1;  // already happened before the stop
   const train::TrainResult rest = train::train(ctx(), o);

@@ -1,6 +1,5 @@
 // The trainer end to end on lavapipe: the loss of a small model falls on real text, SFT from that model
 // learns the answers, a run stopped halfway resumes bit for bit, and bad input stops with a clear message.
-#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <numbers>
@@ -10,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/memory.hpp"
-#include "model/config.hpp"
 #include "model/generate/chat.hpp"
 #include "model/generate/decoder.hpp"
 #include "model/params.hpp"
@@ -19,6 +17,7 @@
 #include "model/train/checkpoint.hpp"
 #include "model/train/trainer.hpp"
 #include "tests/support/test_util.hpp"
+#include "tests/support/train_runs.hpp"
 
 namespace vkm {
 namespace {
@@ -28,41 +27,8 @@ using test::ctx;
 using test::TempDir;
 using train::TrainOptions;
 
-const fs::path kTokenizer = test::data_dir() / "tokenizer" / "trained";
-
-// A small model over the committed tokenizer's 1200 tokens.
-fs::path write_config(const TempDir& d) {
-  model::ModelConfig c = model::preset("tiny");
-  c.vocab = 1200;
-  c.hidden = 64, c.heads = 4, c.kv_heads = 2, c.head_dim = 16, c.ffn = 176, c.layers = 2;
-  c.max_positions = 512;
-  model::save_config(c, (d.path / "config.json").string());
-  return d.path / "config.json";
-}
-
-// The committed samples copied next to the run, so their token caches are written there.
-fs::path copy_data(const TempDir& d, const std::string& name) {
-  fs::copy_file(test::data_dir() / name, d.path / name);
-  return d.path / name;
-}
-
-TrainOptions small_run(const TempDir& d, const std::string& data_name) {
-  TrainOptions o;
-  o.data = copy_data(d, data_name);
-  o.tokenizer = kTokenizer;
-  o.config_file = write_config(d);
-  o.out = d.path / "run";
-  o.batch = 4, o.seq = 64;
-  o.lr = 3e-3;
-  o.warmup_steps = 5;
-  o.val_fraction = 0.05;
-  o.eval_every = 0;
-  o.eval_batches = 8;
-  o.save_every = 0;
-  o.quiet = true;
-  o.precision = "fp32";  // mixed precision has its own test (mixed_precision_test)
-  return o;
-}
+// Mixed precision has its own test (mixed_precision_test): these runs are fp32 (test::small_train_run).
+TrainOptions small_run(const TempDir& d, const std::string& data_name) { return test::small_train_run(d, data_name); }
 
 std::vector<nlohmann::json> read_jsonl(const fs::path& p) {
   std::ifstream f(p);
@@ -123,16 +89,11 @@ TEST(Trainer, ResumeContinuesExactly) {
   const std::vector<float> straight_params = io::load_model(o.out / "model").params;
 
   o.out = d.path / "stopped";
-  std::atomic<bool> stop{false};
-  o.stop = &stop;
-  o.on_step = [&](int64_t step, double) { stop = step == 3; };
-  const train::TrainResult first = train::train(ctx(), o);
+  const train::TrainResult first = test::train_until(o, 3);
   EXPECT_TRUE(first.interrupted);
   EXPECT_EQ(first.steps_done, 3);
   EXPECT_FALSE(fs::exists(o.out / "model")) << "the final model is written only at the end";
 
-  o.stop = nullptr;
-  o.on_step = nullptr;
   o.resume = true;
   const train::TrainResult rest = train::train(ctx(), o);
   EXPECT_EQ(rest.steps_done, 6);
