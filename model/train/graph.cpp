@@ -138,7 +138,7 @@ StepStats TrainGraph::finish_step() {
   double sum = 0;
   for (int k = 0; k < o_.accum; ++k) sum += losses[k];
   const auto* stats = host<ops::GradStats>(stats_);
-  return {sum / o_.accum, stats->norm, stats->non_finite != 0.0f, loss_scale().scale};
+  return {sum / o_.accum, stats->norm, stats->non_finite != 0.0f};
 }
 
 double TrainGraph::eval(const data::Batch& b) {

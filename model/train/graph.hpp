@@ -21,7 +21,6 @@ struct StepStats {
   double loss;        // mean over the micro-batches of their mean token loss
   double grad_norm;   // before clipping (of the unscaled gradients)
   bool non_finite;    // the gradients held an inf or NaN: AdamW skipped the step on the device
-  double loss_scale;  // fp16: the scale the next step uses (halved after an overflow); 1 otherwise
 };
 
 struct GraphOptions {
@@ -44,7 +43,8 @@ class TrainGraph {
   std::vector<float> params() const;
   std::vector<float> m() const;
   std::vector<float> v() const;
-  // fp16: the loss scale's state (ops::LossScaleState), read after a step and written to resume.
+  // fp16: the loss scale's state (ops::LossScaleState), read after a step (the scale the next step uses) and
+  // written to resume; {1, 0, 0} without loss scaling.
   ops::LossScaleState loss_scale() const;
   void set_loss_scale(const ops::LossScaleState& state);
   bool mixed() const { return o_.activations != DType::f32; }

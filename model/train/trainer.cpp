@@ -314,7 +314,8 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
     result.losses.push_back(float(s.loss));
     result.last_loss = s.loss;
     ProgressLine line = progress.step(state.step, s.loss, lr, s.grad_norm, per_step);
-    if (graph.loss_scaled()) line.loss_scale = s.loss_scale, line.skipped = int64_t(state.loss_scale.skipped_steps);
+    if (graph.loss_scaled())
+      line.loss_scale = state.loss_scale.scale, line.skipped = int64_t(state.loss_scale.skipped_steps);
     metrics.write({{"kind", "train"},
                    {"time", unix_seconds()},
                    {"step", state.step},
@@ -325,7 +326,7 @@ TrainResult train(Context& ctx, const TrainOptions& o) {
                    {"lr", lr},
                    {"grad_norm", s.grad_norm},
                    {"skipped", s.non_finite},
-                   {"loss_scale", graph.loss_scaled() ? s.loss_scale : 1.0},
+                   {"loss_scale", state.loss_scale.scale},
                    {"tokens_per_s", line.tokens_per_s},
                    {"elapsed_s", elapsed_before + progress.seconds()}});
     if (state.step % std::max<int64_t>(1, o.log_every) == 0 || state.step == total) progress.print(line);
