@@ -41,32 +41,26 @@ model=(--preset "$preset")
 [[ -z $config ]] || model=(--config "$config")
 echo "== vkmind bench train ${model[*]} --batch $batch --seq $seq --steps $steps" >&2
 "$vkmind" bench train "${model[@]}" --batch "$batch" --seq "$seq" --steps "$steps" | tee "$out/vkmind_train.txt" >&2
-if [[ -z $config ]]; then
-  echo "== vkmind bench generate --preset $preset --batch 1,8" >&2
-  "$vkmind" bench generate --preset "$preset" --batch 1,8 --prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens" \
-    --context "$context" | tee "$out/vkmind_generate.txt" >&2
-else
-  echo "== vkmind bench generate takes presets only: no decoding comparison for --config" >&2
-fi
+generate_model=(--preset "$preset")
+[[ -z $config ]] || generate_model=(--config "$config")
+echo "== vkmind bench generate ${generate_model[*]} --batch 1,8" >&2
+"$vkmind" bench generate "${generate_model[@]}" --batch 1,8 --prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens" \
+  --context "$context" | tee "$out/vkmind_generate.txt" >&2
 echo "== bench_torch.py ($python)" >&2
-decode_flags=(--prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens")
-[[ -z $config ]] || decode_flags=(--skip-decode)
-"$python" "$here/bench_torch.py" "${model[@]}" --batch "$batch" --seq "$seq" --steps "$steps" "${decode_flags[@]}" \
-  --json "$out/torch.json" | tee "$out/torch.txt" >&2
+"$python" "$here/bench_torch.py" "${model[@]}" --batch "$batch" --seq "$seq" --steps "$steps" \
+  --prompt-tokens "$prompt_tokens" --new-tokens "$new_tokens" --json "$out/torch.json" | tee "$out/torch.txt" >&2
 
 # vkmind's figures as "kind mode tokens/s" lines: "train PRECISION N" from bench train's header and its
 # "step ... N tokens/s" line; "decode batch B N" from bench generate's "..., batch B, prompts ..." header and the
 # "decode: ..." line below it.
-precision=$(sed -n 's/^bench train: .* micro-batches, \([a-z0-9]*\), on .*/\1/p' "$out/vkmind_train.txt")
+precision=$(sed -n 's/^bench train: .* micro-batches, \([a-z0-9]*\)[a-z ]*, on .*/\1/p' "$out/vkmind_train.txt")
 sed -n "s/^step .* \([0-9.]*\) tokens\/s .*/train ${precision:-?} \1/p" "$out/vkmind_train.txt" > "$out/vkmind.txt"
-if [[ -z $config ]]; then
-  awk '/ \(.* parameters\), batch [0-9]+, / { b = $0; sub(/.*, batch /, "", b); sub(/,.*/, "", b) }
-       /^  decode: / { t = $0; sub(/ tokens\/s.*/, "", t); sub(/.* /, "", t); print "decode batch", b, t }' \
-    "$out/vkmind_generate.txt" >> "$out/vkmind.txt"
-fi
+awk '/ \(.* parameters\), batch [0-9]+, / { b = $0; sub(/.*, batch /, "", b); sub(/,.*/, "", b) }
+     /^  decode: / { t = $0; sub(/ tokens\/s.*/, "", t); sub(/.* /, "", t); print "decode batch", b, t }' \
+  "$out/vkmind_generate.txt" >> "$out/vkmind.txt"
 grep -q '^train ' "$out/vkmind.txt" ||
   { echo "bench_compare.sh: no 'step ... tokens/s' line in $out/vkmind_train.txt" >&2; exit 1; }
-[[ -n $config ]] || [[ $(grep -c '^decode batch ' "$out/vkmind.txt") -eq 2 ]] ||
+[[ $(grep -c '^decode batch ' "$out/vkmind.txt") -eq 2 ]] ||
   { echo "bench_compare.sh: expected batch 1 and 8 'decode:' lines in $out/vkmind_generate.txt" >&2; exit 1; }
 
 # The ratios, with the targets of issue 8 (training against bf16 autocast, decoding at batch 1).

@@ -1,6 +1,6 @@
 // `vkmind bench train`: training tokens/s of whole optimizer steps (the trainer's step program: forward, loss,
-// backward, clipping, AdamW) on random tokens, with the model FLOPs utilization against the fp32 matmul rate
-// measured on the same device in the same run.
+// backward, clipping, AdamW) on random tokens, with the model FLOPs utilization against the matmul rate in the
+// training's storage, measured on the same device in the same run.
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -53,13 +53,14 @@ double flops_per_token(const model::ModelConfig& c, int seq) {
   return 6 * matmul_weights + 3 * double(c.layers) * 2 * double(seq) * C;
 }
 
-// The device's fp32 matmul rate at a large square size (GFLOP/s, median of 3), as the MFU's denominator.
-double matmul_peak(Context& ctx) {
+// The device's matmul rate at a large square size in the training's storage (GFLOP/s, median of 3), as the
+// MFU's denominator: f16 products take the path f16 training takes (tensor cores where chosen).
+double matmul_peak(Context& ctx, DType dtype) {
   const int64_t n = 2048;
   Arena arena(ctx, "peak");
-  const Tensor x = arena.alloc(DType::f32, {n, n}), w = arena.alloc(DType::f32, {n, n}), y = arena.alloc(DType::f32, {n, n});
-  write_values(ctx, x, random_values(size_t(n * n), 1, DType::f32));
-  write_values(ctx, w, random_values(size_t(n * n), 2, DType::f32));
+  const Tensor x = arena.alloc(dtype, {n, n}), w = arena.alloc(dtype, {n, n}), y = arena.alloc(dtype, {n, n});
+  write_values(ctx, x, random_values(size_t(n * n), 1, dtype));
+  write_values(ctx, w, random_values(size_t(n * n), 2, dtype));
   Program p(ctx, "peak");
   ops::linear(p, x, w, y);
   ctx.wait(ctx.submit(p));
@@ -105,10 +106,14 @@ int bench_train(const Common& common, const BenchTrainOptions& o) {
   const double tokens_per_s = double(graph.tokens_per_step()) / (step_ms / 1e3);
   const double achieved = tokens_per_s * flops_per_token(config, o.seq) / 1e9;
   if (o.profile) print_profile(graph.step_timings());
-  const double peak = matmul_peak(ctx);
+  const DType dtype = go.activations;
+  const double peak = matmul_peak(ctx, dtype);
   std::printf("step %.1f ms (median of %d)  %.0f tokens/s  %.1f GFLOP/s of model FLOPs\n", step_ms, o.steps,
               tokens_per_s, achieved);
-  std::printf("fp32 matmul 2048^3 on this device: %.1f GFLOP/s  ->  MFU %.1f%%\n", peak, 100 * achieved / peak);
+  const std::string path =
+      ops::choose_matmul_path(ctx.info(), dtype, dtype, ctx.allows_cooperative_matrix()).describe();
+  std::printf("%s matmul 2048^3 on this device, %s: %.1f GFLOP/s  ->  MFU %.1f%%\n",
+              std::string(dtype_name(dtype)).c_str(), path.c_str(), peak, 100 * achieved / peak);
   return 0;
 }
 
