@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include "engine/error.hpp"
 #include "engine/program.hpp"
@@ -22,7 +23,8 @@ bool ContextOptions::cooperative_matrix_from_env() {
 Context::Context(ContextOptions opts)
     : instance_(std::make_unique<Instance>(opts.instance)),
       map_device_memory_(opts.map_device_memory),
-      cooperative_matrix_(opts.cooperative_matrix) {
+      cooperative_matrix_(opts.cooperative_matrix),
+      emulate_cooperative_matrix_(opts.emulate_cooperative_matrix) {
   info_ = &instance_->select(opts.device);
   const DeviceInfo& d = *info_;
   if (d.api_version < VK_API_VERSION_1_2 || !d.timeline_semaphore)
@@ -109,6 +111,13 @@ std::string KernelDesc::key() const {
   std::string k = spirv + "|" + std::to_string(buffers) + "|" + std::to_string(push_bytes);
   for (uint32_t s : spec) k += "|" + std::to_string(s);
   return k;
+}
+
+std::vector<std::string> Context::built_variants() {
+  std::lock_guard lock(kernels_mutex_);
+  std::set<std::string> names;
+  for (const auto& [key, k] : kernels_) names.insert(k->desc.spirv);
+  return {names.begin(), names.end()};
 }
 
 const Kernel& Context::kernel(const KernelDesc& desc) {

@@ -29,6 +29,10 @@ struct ContextOptions {
   // f16 matrix products on tensor cores through VK_NV_cooperative_matrix, where the device has it. Off
   // (VKMIND_NO_COOPMAT=1, `vkmind --no-coopmat`), the tiled kernels run and the extension is not enabled.
   bool cooperative_matrix = cooperative_matrix_from_env();
+  // Automatic f16 products and attention take the cooperative kernels with emulated fragments
+  // (shaders/coopmat.glsl) wherever those fit: for tests that run a whole model through the tensor-core
+  // kernels' code on a device without tensor cores.
+  bool emulate_cooperative_matrix = false;
 
   // False when VKMIND_NO_COOPMAT is set to anything but "" or "0".
   static bool cooperative_matrix_from_env();
@@ -49,11 +53,16 @@ class Context {
   // ContextOptions::cooperative_matrix: whether ops may take the cooperative-matrix path (the device may
   // still lack it; ops::choose_matmul_path decides).
   bool allows_cooperative_matrix() const { return cooperative_matrix_; }
+  // ContextOptions::emulate_cooperative_matrix.
+  bool emulates_cooperative_matrix() const { return emulate_cooperative_matrix_; }
   // Valid bits of the queue's timestamps (0: none); profiling masks results with it.
   uint32_t timestamp_bits() const { return timestamp_bits_; }
 
   // The pipeline for a kernel variant, built on first use. Throws if the shader is not embedded.
   const Kernel& kernel(const KernelDesc& desc);
+  // The shader variants ("<stem>.<variant>") of the kernels built so far, sorted, each once: which kernels
+  // the ops chose.
+  std::vector<std::string> built_variants();
 
   // Submits a program (finishing it first if needed) and returns its ticket; never waits.
   uint64_t submit(Program& p);
@@ -87,6 +96,7 @@ class Context {
   std::unique_ptr<Instance> instance_;
   bool map_device_memory_ = true;
   bool cooperative_matrix_ = true;
+  bool emulate_cooperative_matrix_ = false;
   const DeviceInfo* info_ = nullptr;
   VkDevice device_ = VK_NULL_HANDLE;
   uint32_t queue_family_ = 0;

@@ -15,10 +15,12 @@
 //   loop neighbouring threads read adjacent or identical vec4s of shared memory (no bank conflicts), and per
 //   k a thread's TM/4 + TN/4 vec4 reads feed TM*TN multiply-adds. Each output is summed by one thread in k
 //   order, so every run gives the same bits.
-// - COOPMAT (tensor cores, VK_NV_cooperative_matrix; f16 inputs): SG_M x SG_N subgroups, shared memory as
-//   f16 in the inputs' stored order, each subgroup summing FM x FN fragments of LM x LN (a shape the device
-//   lists for f16 x f16 + fp32) in fp32 cooperative matrices. The hardware's order of the sums within one
-//   fragment product is fixed, so every run on one device gives the same bits too.
+// - COOPMAT (tensor cores, VK_NV_cooperative_matrix; f16 inputs): SG_M x SG_N subgroups (groups of 32
+//   invocations when emulated), shared memory as f16 in the inputs' stored order, each group summing FM x FN
+//   fragments of LM x LN (a shape the device lists for f16 x f16 + fp32) in fp32 accumulators. The hardware's
+//   order of the sums within one fragment product is fixed, so every run on one device gives the same bits
+//   too. The fragments are coopmat.glsl's; its COOP_EMULATE form (16 x 16 x 16, plain GLSL: the *_coop_emu
+//   variants) lets devices without tensor cores test this kernel.
 //! variant nn -DTRANS_A=0 -DTRANS_B=0
 //! variant nt -DTRANS_A=0 -DTRANS_B=1
 //! variant tn -DTRANS_A=1 -DTRANS_B=0
@@ -47,13 +49,14 @@
 //! variant nt_f16_f32out_coop -DTRANS_A=0 -DTRANS_B=1 -DF16_IN=1 -DCOOPMAT=1
 //! variant tn_f16_f32out_coop -DTRANS_A=1 -DTRANS_B=0 -DF16_IN=1 -DCOOPMAT=1
 //! variant tt_f16_f32out_coop -DTRANS_A=1 -DTRANS_B=1 -DF16_IN=1 -DCOOPMAT=1
-#if COOPMAT
-// These make glslang write the Vulkan memory model: the device needs the vulkanMemoryModel feature.
-#extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_EXT_control_flow_attributes : require
-#endif
+//! variant nn_f16_coop_emu -DTRANS_A=0 -DTRANS_B=0 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant nt_f16_coop_emu -DTRANS_A=0 -DTRANS_B=1 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant tn_f16_coop_emu -DTRANS_A=1 -DTRANS_B=0 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant tt_f16_coop_emu -DTRANS_A=1 -DTRANS_B=1 -DF16_IN=1 -DF16_OUT=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant nn_f16_f32out_coop_emu -DTRANS_A=0 -DTRANS_B=0 -DF16_IN=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant nt_f16_f32out_coop_emu -DTRANS_A=0 -DTRANS_B=1 -DF16_IN=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant tn_f16_f32out_coop_emu -DTRANS_A=1 -DTRANS_B=0 -DF16_IN=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
+//! variant tt_f16_f32out_coop_emu -DTRANS_A=1 -DTRANS_B=1 -DF16_IN=1 -DCOOPMAT=1 -DCOOP_EMULATE=1
 #if F16_IN || F16_OUT
 #include "types.glsl"
 #elif BF16_IN || BF16_OUT
@@ -69,16 +72,17 @@ layout(constant_id = 1) const uint VA = 1;
 layout(constant_id = 2) const uint VB = 1;
 #if COOPMAT
 layout(local_size_x_id = 3) in;
-layout(constant_id = 3) const uint THREADS = 128;  // SG_M * SG_N subgroups of the device's (fixed) size
-layout(constant_id = 4) const uint SG_M = 2;       // subgroups along M
-layout(constant_id = 5) const uint SG_N = 2;       // subgroups along N
-layout(constant_id = 6) const uint FM = 2;         // fragments per subgroup along M
-layout(constant_id = 7) const uint FN = 2;         // fragments per subgroup along N
+layout(constant_id = 3) const uint THREADS = 128;  // SG_M * SG_N subgroups of the device's fixed size, or of 32
+layout(constant_id = 4) const uint SG_M = 2;       // groups along M
+layout(constant_id = 5) const uint SG_N = 2;       // groups along N
+layout(constant_id = 6) const uint FM = 2;         // fragments per group along M
+layout(constant_id = 7) const uint FN = 2;         // fragments per group along N
 layout(constant_id = 8) const uint LM = 16;        // the fragment shape; BK must be a multiple of LK
 layout(constant_id = 9) const uint LN = 16;
 layout(constant_id = 10) const uint LK = 16;
 const uint BM = SG_M * FM * LM;
 const uint BN = SG_N * FN * LN;
+#include "coopmat.glsl"
 #else
 layout(local_size_x_id = 3, local_size_y_id = 4) in;
 layout(constant_id = 3) const uint TX = 16;  // threads along N
@@ -232,38 +236,39 @@ uint b_shared(uint k, uint n) { return TRANS_B != 0 ? n * SB + k : k * SB + n; }
 void put_a(uvec2 p, float16_t v) { As[a_shared(p.x, p.y)] = v; }
 void put_b(uvec2 p, float16_t v) { Bs[b_shared(p.y, p.x)] = v; }
 
-// Each subgroup owns FM x FN fragments of the block; fragment (i, j) covers rows i*LM.. and columns j*LN.. of
-// the subgroup's FM*LM x FN*LN tile. Storing C goes through one LM x LN scratch per subgroup, in fp32.
-fcoopmatNV<32, gl_ScopeSubgroup, LM, LN> acc[FM * FN];
+// Each group owns FM x FN fragments of the block; fragment (i, j) covers rows i*LM.. and columns j*LN.. of the
+// group's FM*LM x FN*LN tile. Storing C goes through one LM x LN scratch per group, in fp32.
+COOP_ACC acc[FM * FN];
 shared float Cs[SG_M * SG_N * LM * LN];
-// Where subgroup s's tile starts in the block, as (m, n).
-uvec2 tile_of(uint s) { return uvec2(s / SG_N * FM * LM, s % SG_N * FN * LN); }
+// Where group g's tile starts in the block, as (m, n).
+uvec2 tile_of(uint g) { return uvec2(g / SG_N * FM * LM, g % SG_N * FN * LN); }
 
 void clear_acc() {
-  [[unroll]] for (uint f = 0; f < FM * FN; ++f) acc[f] = fcoopmatNV<32, gl_ScopeSubgroup, LM, LN>(0.0);
+  FRAG_LOOP for (uint f = 0; f < FM * FN; ++f) acc[f] = coop_zero();
 }
 
-// Every cooperative-matrix call is reached by whole subgroups: the loops are bounded by constants.
+// Every fragment call is reached by whole groups: the loops are bounded by constants.
 void multiply_slice() {
-  const uvec2 tile = tile_of(gl_SubgroupID);
-  [[unroll]] for (uint k = 0; k < BK; k += LK) {
-    fcoopmatNV<16, gl_ScopeSubgroup, LM, LK> fa[FM];
-    [[unroll]] for (uint i = 0; i < FM; ++i)
-      coopMatLoadNV(fa[i], As, a_shared(tile.x + i * LM, k), SA, TRANS_A != 0);
-    [[unroll]] for (uint j = 0; j < FN; ++j) {
-      fcoopmatNV<16, gl_ScopeSubgroup, LK, LN> fb;
-      coopMatLoadNV(fb, Bs, b_shared(k, tile.y + j * LN), SB, TRANS_B != 0);
-      [[unroll]] for (uint i = 0; i < FM; ++i) acc[i * FN + j] = coopMatMulAddNV(fa[i], fb, acc[i * FN + j]);
+  const uvec2 tile = tile_of(COOP_GROUP);
+  FRAG_LOOP for (uint k = 0; k < BK; k += LK) {
+    COOP_A fa[FM];
+    FRAG_LOOP for (uint i = 0; i < FM; ++i) {
+      COOP_LOAD(fa[i], As, a_shared(tile.x + i * LM, k), SA, TRANS_A != 0);
+    }
+    FRAG_LOOP for (uint j = 0; j < FN; ++j) {
+      COOP_B fb;
+      COOP_LOAD(fb, Bs, b_shared(k, tile.y + j * LN), SB, TRANS_B != 0);
+      FRAG_LOOP for (uint i = 0; i < FM; ++i) acc[i * FN + j] = coop_muladd(fa[i], fb, acc[i * FN + j]);
     }
   }
 }
 
-// Fragment by fragment: every subgroup stores its fragment f to its scratch, then the whole workgroup writes
-// all of them to C (bounds, accumulate and f16 rounding are per element, which fragments cannot do).
+// Fragment by fragment: every group stores its fragment f to its scratch, then the whole workgroup writes all
+// of them to C (bounds, accumulate and f16 rounding are per element, which fragments cannot do).
 void store_block(uvec2 origin) {
   const uint t = gl_LocalInvocationIndex, size = LM * LN;
-  [[unroll]] for (uint f = 0; f < FM * FN; ++f) {
-    coopMatStoreNV(acc[f], Cs, gl_SubgroupID * size, LN, false);
+  FRAG_LOOP for (uint f = 0; f < FM * FN; ++f) {
+    COOP_STORE(acc[f], Cs, COOP_GROUP * size, LN);
     barrier();
     for (uint e = t; e < SG_M * SG_N * size; e += THREADS) {
       uvec2 at = origin + tile_of(e / size) + uvec2(f / FN * LM + e % size / LN, f % FN * LN + e % LN);

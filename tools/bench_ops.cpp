@@ -168,11 +168,14 @@ int bench_ops(const Common& c, const BenchOpsOptions& o) {
     ops::rope_backward(p, dq, dq, rope_tab);
     ops::rope_backward(p, dk, dk, rope_tab);
   }, 0, 2 * bytes_of({dq, dk}));
-  // Causal: half of the T x T scores; forward q·kᵀ and p·v, backward five products of that size.
+  // Causal: half of the T x T scores; forward q·kᵀ and p·v, backward five products of that size. The name says
+  // whether its products run on tensor cores.
   const double att_flop = double(B * Hq) * double(T) * double(T) * double(D);
-  bench("attention", "fwd", [&](Program& p) { ops::attention(p, q, k, v, att, lse); }, 2 * att_flop,
+  const ops::MatmulChoice att_path = ops::choose_attention_path(ctx.info(), act, D, ctx.allows_cooperative_matrix());
+  const char* att_name = att_path.path == ops::MatmulPath::cooperative ? "attention (coopmat)" : "attention";
+  bench(att_name, "fwd", [&](Program& p) { ops::attention(p, q, k, v, att, lse); }, 2 * att_flop,
         bytes_of({q, k, v, att, lse}));
-  bench("attention", "bwd",
+  bench(att_name, "bwd",
         [&](Program& p) { ops::attention_backward(p, q, k, v, att, lse, datt, dq, dk, dv, att_scratch); },
         5 * att_flop, bytes_of({q, k, v, att, lse, datt, dq, dk, dv}));
   bench("swiglu", "fwd", [&](Program& p) { ops::swiglu_fused(p, gate_up, h); }, 0, bytes_of({gate_up, h}));

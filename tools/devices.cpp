@@ -6,6 +6,7 @@
 
 #include "engine/context.hpp"
 #include "engine/instance.hpp"
+#include "engine/ops/attention.hpp"
 #include "engine/ops/matmul.hpp"
 #include "tools/commands.hpp"
 
@@ -41,8 +42,24 @@ ops::MatmulChoice f16_matmul(const DeviceInfo& d) {
   return ops::choose_matmul_path(d, DType::f16, DType::f16, ContextOptions::cooperative_matrix_from_env());
 }
 
+// The kernels f16 attention takes, at MiniMind2-small's head dim: the tensor cores as for matmuls where the head
+// dim is a multiple of 16 (and its tiles fit shared memory), else the per-thread kernels.
+constexpr int64_t kHeadDim = 64;
+ops::MatmulChoice f16_attention(const DeviceInfo& d) {
+  return ops::choose_attention_path(d, DType::f16, kHeadDim, ContextOptions::cooperative_matrix_from_env());
+}
+std::string describe_attention(const ops::MatmulChoice& c) {
+  if (c.path != ops::MatmulPath::cooperative) return "per-thread kernels (" + c.why + ")";
+  return c.describe() + " at head dim " + std::to_string(kHeadDim) +
+         ", as at any multiple of 16 that fits shared memory; per-thread kernels at others";
+}
+
+const char* path_name(const ops::MatmulChoice& c) {
+  return c.path == ops::MatmulPath::cooperative ? "cooperative" : "tiled";
+}
+
 nlohmann::json to_json(const DeviceInfo& d, bool selected) {
-  const ops::MatmulChoice matmul = f16_matmul(d);
+  const ops::MatmulChoice matmul = f16_matmul(d), attention = f16_attention(d);
   nlohmann::json heaps = nlohmann::json::array();
   for (auto& h : d.heaps) heaps.push_back({{"bytes", h.size}, {"device_local", h.device_local}, {"types", h.types}});
   return {{"index", d.index},
@@ -76,9 +93,8 @@ nlohmann::json to_json(const DeviceInfo& d, bool selected) {
           {"nv_cooperative_matrix", coop_json(d.nv_coop_shapes)},
           {"khr_cooperative_matrix", coop_json(d.khr_coop_shapes)},
           {"vulkan_memory_model", d.vulkan_memory_model},
-          {"matmul_f16",
-           {{"path", matmul.path == ops::MatmulPath::cooperative ? "cooperative" : "tiled"},
-            {"detail", matmul.describe()}}}};
+          {"matmul_f16", {{"path", path_name(matmul)}, {"detail", matmul.describe()}}},
+          {"attention_f16", {{"path", path_name(attention)}, {"detail", describe_attention(attention)}}}};
 }
 
 void print_coop(const char* label, bool has, const std::vector<CoopMatrixShape>& shapes) {
@@ -114,6 +130,7 @@ void print(const DeviceInfo& d, bool selected) {
   print_coop("VK_NV_cooperative_matrix", d.nv_cooperative_matrix, d.nv_coop_shapes);
   print_coop("VK_KHR_cooperative_matrix", d.khr_cooperative_matrix, d.khr_coop_shapes);
   std::printf("  %-26s %s\n", "matmul f16", f16_matmul(d).describe().c_str());
+  std::printf("  %-26s %s\n", "attention f16", describe_attention(f16_attention(d)).c_str());
 }
 
 }  // namespace

@@ -3,13 +3,20 @@
 // tile and never stored. q is [B,T,Hq,D]; k and v are [B,T,Hkv,D] with Hq a multiple of Hkv (query head h
 // reads kv head h / (Hq/Hkv)); scores are q·k/sqrt(D). D is a multiple of 4, at most 256. All of q, k, v, out,
 // dout, dq, dk and dv are f32, or all are f16, or all bf16 (stored 16-bit, computed in fp32); lse and scratch
-// are f32.
+// are f32. f16 attention with D a multiple of 16 runs its products on tensor cores where the device offers them
+// (choose_attention_path), else on the per-thread kernels every device runs.
+#include <cstdint>
+
+#include "engine/device_info.hpp"
+#include "engine/dtype.hpp"
+#include "engine/ops/matmul.hpp"
 #include "engine/program.hpp"
 
 namespace vkm::ops {
 
 // Rows per workgroup and rows staged per tile. automatic picks by device and size; the fixed ones are for
-// tests and benches (the staged tile shrinks where shared memory is short).
+// tests and benches (the staged tile shrinks where shared memory is short). The cooperative kernels always
+// take 64 rows, and stage 32 rows (small) or 64 (large, and automatic where it fits).
 enum class AttentionTile { automatic, small, large };
 
 struct AttentionOptions {
@@ -17,7 +24,18 @@ struct AttentionOptions {
   // give zeros in out (and lse, which the backward ignores), dq, dk and dv. Unset: every sequence is T long.
   Tensor lengths;
   AttentionTile tile = AttentionTile::automatic;
+  // The kernels' products: tiled = the per-thread kernels (any storage), cooperative = tensor cores (f16,
+  // D a multiple of 16), emulated = the cooperative kernels with emulated fragments on any device with 16-bit
+  // support (tests; never chosen by automatic), automatic = what choose_attention_path says. Asking for
+  // cooperative or emulated where it does not apply is an error naming the device and the reason.
+  MatmulPath path = MatmulPath::automatic;
 };
+
+// The kernels attention on `dtype` storage with head dim `head_dim` takes on device `d`: cooperative (16x16x16
+// f16 fragments, fp32 sums) where the storage is f16, the head dim a multiple of 16, choose_matmul_path takes
+// the tensor cores (`allowed` included), the device lists the 16x16x16 shape and has subgroups of 32, and the
+// kernels' shared memory fits; otherwise tiled (the per-thread kernels). A pure function of its arguments.
+MatmulChoice choose_attention_path(const DeviceInfo& d, DType dtype, int64_t head_dim, bool allowed);
 
 // out [B,T,Hq,D] = softmax(causal(q·kᵀ/sqrt(D)))·v per head, and lse f32 [B,Hq,T], the natural log of each
 // row's softmax denominator, which the backward needs. out and lse must not overlap the inputs.

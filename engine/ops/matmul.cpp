@@ -20,7 +20,8 @@ constexpr Tiles kTile64{16, 16, 4, 4, 16};
 constexpr Tiles kTile128{16, 16, 8, 8, 8};  // twice the multiply-adds per shared load, 4x the registers
 
 // matmul.comp's COOPMAT kernel: sg_m x sg_n subgroups, each summing a tile_m x tile_n tile of the block in
-// fragments of the device's shape, over k slices of kCoopBK.
+// fragments of the device's shape, over k slices of kCoopBK. Emulated, groups of kEmulatedGroup invocations
+// stand for the subgroups, and the fragments are the one shape shaders/coopmat.glsl emulates.
 struct CoopTiles {
   uint32_t sg_m, sg_n, tile_m, tile_n;
   uint32_t bm() const { return sg_m * tile_m; }
@@ -30,6 +31,13 @@ struct CoopTiles {
 constexpr CoopTiles kCoop64{2, 2, 32, 32};
 constexpr CoopTiles kCoop128{2, 4, 64, 32};  // 8 fragments of 16 x 16 per subgroup: each A fragment used twice
 constexpr uint32_t kCoopBK = 32;
+constexpr uint32_t kEmulatedGroup = 32;
+const CoopMatrixShape kEmulatedShape{16, 16, 16, "f16", "f16", "f32", "f32", "subgroup"};
+
+// Invocations per fragment group: the device's subgroup, or the emulation's fixed group.
+uint32_t coop_group(const DeviceInfo& d, MatmulPath path) {
+  return path == MatmulPath::emulated ? kEmulatedGroup : d.subgroup_size;
+}
 
 // The shader's shared memory for either transpose: f16 slices of A and B with rows padded by 8 elements, and
 // an fp32 fragment of scratch per subgroup.
@@ -47,17 +55,26 @@ bool big_blocks(const DeviceInfo& d, MatmulTile tile, int64_t M, int64_t N, int6
   return enough && padded(128) * 4 <= padded(64) * 5;
 }
 
-// Why the device cannot run the cooperative kernel with fragments f at block sizes up to kCoop128; empty
-// if it can.
-std::string coop_unfit(const DeviceInfo& d, const CoopMatrixShape& f) {
+// Why tensor cores cannot take A of dtype a into C of dtype c; empty if they can.
+std::string coop_dtypes_unfit(DType a, DType c) {
+  if (a == DType::f16 && (c == DType::f16 || c == DType::f32)) return {};
+  return std::string(dtype_name(a)) + " inputs into " + std::string(dtype_name(c)) +
+         ": tensor cores take f16 inputs into f16 or f32";
+}
+
+// Why the device cannot run the cooperative kernel on `path` (cooperative or emulated) with fragments f at
+// block sizes up to kCoop128; empty if it can. The emulation needs no subgroups and no memory model.
+std::string coop_unfit(const DeviceInfo& d, const CoopMatrixShape& f, MatmulPath path) {
   if (!(d.storage_16bit && d.shader_int16 && d.shader_float16)) return "no 16-bit storage and arithmetic";
-  if (!d.vulkan_memory_model) return "no vulkanMemoryModel feature";
-  bool basic = std::find(d.subgroup_ops.begin(), d.subgroup_ops.end(), "basic") != d.subgroup_ops.end();
-  if (!d.subgroup_in_compute || !basic) return "no subgroup operations in compute shaders";
-  if (d.min_subgroup_size != d.max_subgroup_size || d.subgroup_size == 0)
-    return "subgroup size varies (" + std::to_string(d.min_subgroup_size) + ".." +
-           std::to_string(d.max_subgroup_size) + ")";
-  const uint32_t threads = kCoop128.subgroups() * d.subgroup_size;
+  if (path == MatmulPath::cooperative) {
+    if (!d.vulkan_memory_model) return "no vulkanMemoryModel feature";
+    bool basic = std::find(d.subgroup_ops.begin(), d.subgroup_ops.end(), "basic") != d.subgroup_ops.end();
+    if (!d.subgroup_in_compute || !basic) return "no subgroup operations in compute shaders";
+    if (d.min_subgroup_size != d.max_subgroup_size || d.subgroup_size == 0)
+      return "subgroup size varies (" + std::to_string(d.min_subgroup_size) + ".." +
+             std::to_string(d.max_subgroup_size) + ")";
+  }
+  const uint32_t threads = kCoop128.subgroups() * coop_group(d, path);
   if (threads > d.max_workgroup_invocations || threads > d.max_workgroup_size[0])
     return "workgroups of " + std::to_string(threads) + " invocations are over the device's limit";
   if (coop_shared_bytes(kCoop128, f) > d.max_shared_memory)
@@ -91,8 +108,8 @@ uint32_t load_width(const Tensor& t, uint32_t skip) {
   return 1;
 }
 
-// One dispatch on the kernel chosen (tiled, or cooperative with its fragment shape); every operand fits a
-// binding (or the binding check says why not).
+// One dispatch on the kernel chosen (tiled, or cooperative or emulated with its fragment shape); every operand
+// fits a binding (or the binding check says why not).
 void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s,
                       const MatmulChoice& kernel, int64_t M, int64_t N, int64_t K) {
   const Context& ctx = p.context();
@@ -116,13 +133,13 @@ void dispatch_product(Program& p, const Tensor& A, const Tensor& B, const Tensor
   }
   std::vector<uint32_t> spec{0, load_width(A, skip_a), load_width(B, skip_b)};
   uint32_t bm, bn;
-  if (kernel.path == MatmulPath::cooperative) {
+  if (kernel.path != MatmulPath::tiled) {
     const CoopTiles t = big ? kCoop128 : kCoop64;
     const CoopMatrixShape& f = kernel.shape;
-    variant += "_coop";
+    variant += kernel.path == MatmulPath::emulated ? "_coop_emu" : "_coop";
     spec[0] = kCoopBK;
-    spec.insert(spec.end(), {t.subgroups() * d.subgroup_size, t.sg_m, t.sg_n, t.tile_m / f.m, t.tile_n / f.n, f.m,
-                             f.n, f.k});
+    spec.insert(spec.end(), {t.subgroups() * coop_group(d, kernel.path), t.sg_m, t.sg_n, t.tile_m / f.m,
+                             t.tile_n / f.n, f.m, f.n, f.k});
     bm = t.bm(), bn = t.bn();
   } else {
     const Tiles t = big ? kTile128 : kTile64;
@@ -155,16 +172,14 @@ int64_t units_per_piece(const DeviceInfo& d, std::initializer_list<int64_t> unit
 }  // namespace
 
 std::string MatmulChoice::describe() const {
-  if (path != MatmulPath::cooperative) return "tiled shared memory (" + why + ")";
+  if (path == MatmulPath::tiled) return "tiled shared memory (" + why + ")";
   return "cooperative matrix " + std::to_string(shape.m) + "x" + std::to_string(shape.n) + "x" +
          std::to_string(shape.k) + " (" + why + ")";
 }
 
 MatmulChoice choose_matmul_path(const DeviceInfo& d, DType a, DType c, bool allowed) {
   auto tiled = [](std::string why) { return MatmulChoice{MatmulPath::tiled, {}, std::move(why)}; };
-  if (a != DType::f16 || (c != DType::f16 && c != DType::f32))
-    return tiled(std::string(dtype_name(a)) + " inputs into " + std::string(dtype_name(c)) +
-                 ": tensor cores take f16 inputs into f16 or f32");
+  if (std::string why = coop_dtypes_unfit(a, c); !why.empty()) return tiled(why);
   if (!d.nv_cooperative_matrix)
     return tiled(d.khr_cooperative_matrix
                      ? "VK_KHR_cooperative_matrix only: not used, Debian's glslang lacks GL_KHR_cooperative_matrix"
@@ -177,9 +192,16 @@ MatmulChoice choose_matmul_path(const DeviceInfo& d, DType a, DType c, bool allo
         fits(f.n) && fits(f.k) && (!best || f.m * f.n * f.k > best->m * best->n * best->k))
       best = &f;
   if (!best) return tiled("no VK_NV_cooperative_matrix shape for f16 x f16 + f32 in a subgroup with M, N, K of 8 to 32");
-  if (std::string why = coop_unfit(d, *best); !why.empty()) return tiled(why);
+  if (std::string why = coop_unfit(d, *best, MatmulPath::cooperative); !why.empty()) return tiled(why);
   if (!allowed) return tiled("cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
   return {MatmulPath::cooperative, *best, "VK_NV_cooperative_matrix"};
+}
+
+MatmulChoice emulated_matmul_path(const DeviceInfo& d, DType a, DType c) {
+  std::string why = coop_dtypes_unfit(a, c);
+  if (why.empty()) why = coop_unfit(d, kEmulatedShape, MatmulPath::emulated);
+  if (!why.empty()) return {MatmulPath::tiled, {}, why};
+  return {MatmulPath::emulated, kEmulatedShape, "emulated in plain GLSL, shaders/coopmat.glsl"};
 }
 
 void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const MatmulSpec& s) {
@@ -205,10 +227,17 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
   if (C.overlaps(A) || C.overlaps(B)) fail("C overlaps an input");
   const Context& ctx = p.context();
   const DeviceInfo& d = ctx.info();
-  MatmulChoice kernel = choose_matmul_path(d, A.dtype, C.dtype, ctx.allows_cooperative_matrix());
-  if (s.path == MatmulPath::cooperative && kernel.path != MatmulPath::cooperative)
-    fail("the cooperative-matrix path was asked for, but device '" + d.name + "' cannot take it: " + kernel.why);
-  if (s.path == MatmulPath::tiled) kernel.path = MatmulPath::tiled;
+  MatmulPath asked = s.path;
+  if (asked == MatmulPath::automatic && ctx.emulates_cooperative_matrix() &&
+      emulated_matmul_path(d, A.dtype, C.dtype).path == MatmulPath::emulated)
+    asked = MatmulPath::emulated;
+  MatmulChoice kernel = asked == MatmulPath::emulated
+                           ? emulated_matmul_path(d, A.dtype, C.dtype)
+                           : choose_matmul_path(d, A.dtype, C.dtype, ctx.allows_cooperative_matrix());
+  if ((asked == MatmulPath::cooperative || asked == MatmulPath::emulated) && kernel.path != asked)
+    fail(std::string(asked == MatmulPath::emulated ? "the emulated " : "the ") +
+         "cooperative-matrix path was asked for, but device '" + d.name + "' cannot take it: " + kernel.why);
+  if (asked == MatmulPath::tiled) kernel.path = MatmulPath::tiled;
   auto dispatch = [&](const Tensor& a, const Tensor& b, const Tensor& c, const MatmulSpec& spec, int64_t m, int64_t n,
                       int64_t k) { dispatch_product(p, a, b, c, spec, kernel, m, n, k); };
 

@@ -2,8 +2,9 @@
 // Matrix products (shaders/matmul.comp), summed in fp32. Tensors are row-major, views at any offset; the last
 // two dims are the matrix and any leading dims a batch. Storage is picked by dtype: A, B and C f32; or A and B
 // f16 with C f16 (rounded once, on store) or f32 (e.g. weight gradients summed into fp32), which needs
-// 16-bit support (ops::has_16bit); or the same in bf16 (ops::has_bf16), on the tiled kernel. f16 products run on tensor cores where the device offers them through
-// VK_NV_cooperative_matrix (choose_matmul_path), else on the tiled kernel every device runs.
+// 16-bit support (ops::has_16bit); or the same in bf16 (ops::has_bf16), on the tiled kernel. f16 products run
+// on tensor cores where the device offers them through VK_NV_cooperative_matrix (choose_matmul_path), else on
+// the tiled kernel every device runs.
 #include <string>
 
 #include "engine/device_info.hpp"
@@ -18,8 +19,10 @@ enum class MatmulTile { automatic, t64, t128 };
 
 // The kernel: tiled (fp32 multiply-adds through shared memory, any device) or cooperative (tensor cores
 // through VK_NV_cooperative_matrix, f16 A and B). automatic takes what choose_matmul_path says; asking for
-// cooperative where it does not apply is an error naming the device and the reason.
-enum class MatmulPath { automatic, tiled, cooperative };
+// cooperative where it does not apply is an error naming the device and the reason. emulated runs the
+// cooperative kernels with their fragment ops in plain GLSL (shaders/coopmat.glsl) on any device with 16-bit
+// support: for tests of the kernels where no tensor cores are, never chosen by automatic.
+enum class MatmulPath { automatic, tiled, cooperative, emulated };
 
 struct MatmulSpec {
   bool trans_a = false;     // A is stored [K,M] rather than [M,K]
@@ -30,10 +33,11 @@ struct MatmulSpec {
 };
 
 struct MatmulChoice {
-  MatmulPath path = MatmulPath::tiled;  // tiled or cooperative
-  CoopMatrixShape shape;                // the fragment shape, on the cooperative path
+  MatmulPath path = MatmulPath::tiled;  // tiled, cooperative or emulated
+  CoopMatrixShape shape;                // the fragment shape, on the cooperative and emulated paths
   std::string why;                      // the extension used, or why the cooperative path is not taken
-  // "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)" or "tiled shared memory (<why>)".
+  // "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)" (or "(emulated ...)"), or "tiled shared memory
+  // (<why>)".
   std::string describe() const;
 };
 
@@ -43,6 +47,11 @@ struct MatmulChoice {
 // subgroup size, and the workgroup size and shared memory the kernel's blocks need; and `allowed` (the
 // context's ContextOptions::cooperative_matrix). Otherwise tiled. A pure function of its arguments.
 MatmulChoice choose_matmul_path(const DeviceInfo& d, DType a, DType c, bool allowed);
+
+// What MatmulPath::emulated runs on `d`: emulated with 16x16x16 fragments where `a` is f16 and `d` has 16-bit
+// storage and arithmetic and the workgroup size and shared memory of the cooperative kernel's blocks (in groups
+// of 32 invocations, whatever the device's subgroups); otherwise tiled, saying why not. A pure function.
+MatmulChoice emulated_matmul_path(const DeviceInfo& d, DType a, DType c);
 
 // C[..., M, N] = op(A)[..., M, K] · op(B)[..., K, N]. A and B have C's leading dims, or none: a plain
 // matrix is shared by every batch entry. C must not overlap A or B. Operands past maxStorageBufferRange are

@@ -1,5 +1,6 @@
 #include "engine/ops/attention.hpp"
 
+#include <functional>
 #include <string>
 #include <tuple>
 
@@ -21,6 +22,7 @@ struct Case {
   bool backward = true;
   std::vector<int32_t> lengths = {};  // empty: no padding
   ops::AttentionTile tile = ops::AttentionTile::automatic;
+  ops::MatmulPath path = ops::MatmulPath::automatic;
 };
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
@@ -48,9 +50,20 @@ void expect_padding_zero(const char* what, const ref::Vec& got, const ref::Atten
 
 class AttentionTest : public testing::TestWithParam<Case> {};
 
+// Why this device cannot run the cooperative kernels on tensor cores at head dim D (the tests then skip); ""
+// if it can.
+std::string without_coop(int64_t D) {
+  const ops::MatmulChoice c =
+      ops::choose_attention_path(ctx().info(), DType::f16, D, ctx().allows_cooperative_matrix());
+  if (c.path == ops::MatmulPath::cooperative) return "";
+  return "attention f16 at head dim " + std::to_string(D) + " on '" + ctx().info().name + "': " + c.describe();
+}
+
 TEST_P(AttentionTest, MatchesReference) {
   const Case& c = GetParam();
   if (!ops::has_storage(ctx(), c.dtype)) GTEST_SKIP() << "no " << dtype_name(c.dtype) << " support";
+  if (c.path == ops::MatmulPath::cooperative)
+    if (std::string why = without_coop(c.s.D); !why.empty()) GTEST_SKIP() << why;
   const ref::AttentionShape& s = c.s;
   const Shape q_shape{s.B, s.T, s.Hq, s.D}, kv_shape{s.B, s.T, s.Hkv, s.D};
   const int64_t nq = s.B * s.T * s.Hq * s.D, nkv = s.B * s.T * s.Hkv * s.D;
@@ -66,7 +79,7 @@ TEST_P(AttentionTest, MatchesReference) {
   test::write_values(Q, q);
   test::write_values(K, k);
   test::write_values(V, v);
-  ops::AttentionOptions opt{.tile = c.tile};
+  ops::AttentionOptions opt{.tile = c.tile, .path = c.path};
   if (!c.lengths.empty()) {
     opt.lengths = arena.alloc(DType::i32, {s.B});
     ctx().write(opt.lengths, c.lengths);
@@ -133,6 +146,24 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"bf16_h8_2_d64_t512_forward", {1, 512, 8, 2, 64}, bf16, false},
         Case{"bf16_padded_h8_2_d64_t64", {2, 64, 8, 2, 64}, bf16, true, {50, 64}}),
     [](const auto& info) { return info.param.name; });
+
+// The cooperative kernels (f16 only) on emulated fragments, which any device runs, and on tensor cores where
+// the device has them (else skipped, saying why): lengths that are not multiples of the 64-row blocks or of
+// the staged tiles, several key tiles per block (the forward's rescale), grouped heads, padding, and head dim
+// 48, whose fragments do not fill whole rounds of the write-out. Each head dim costs lavapipe ~10 s of
+// compiling under validation; the runs themselves are short.
+using Path = ops::MatmulPath;
+std::vector<Case> coop_cases(Path path) {
+  const std::string name = path == Path::emulated ? "emulated_" : "coop_";
+  return {Case{name + "h4_2_d64_t77", {1, 77, 4, 2, 64}, f16, true, {}, Tile::automatic, path},
+          Case{name + "padded_h4_2_d32_t45_b2", {2, 45, 4, 2, 32}, f16, true, {45, 29}, Tile::automatic, path},
+          Case{name + "padded_h4_4_d32_t150", {2, 150, 4, 4, 32}, f16, true, {150, 97}, Tile::automatic, path},
+          Case{name + "h2_1_d48_t70_forward", {1, 70, 2, 1, 48}, f16, false, {}, Tile::automatic, path}};
+}
+INSTANTIATE_TEST_SUITE_P(Emulated, AttentionTest, testing::ValuesIn(coop_cases(Path::emulated)),
+                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Cooperative, AttentionTest, testing::ValuesIn(coop_cases(Path::cooperative)),
+                         [](const auto& info) { return info.param.name; });
 
 // The reference backward is the gradient of the reference forward: central differences of
 // L = sum(dout ∘ out) on a tiny grouped, padded case.
@@ -229,6 +260,109 @@ TEST(AttentionErrors, BadShapesThrow) {
     ops::attention_backward(p, q, k, v, out, lse, dout, dq, dk, dk, scratch);
   });
   EXPECT_EQ(p.dispatch_count(), 0u);
+}
+
+// The path choice, on devices made by hand: a GPU as NVIDIA's driver describes one, less one thing at a time.
+DeviceInfo nvidia_like() {
+  DeviceInfo d;
+  d.name = "hand-made GPU";
+  d.vk_type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  d.shader_float16 = d.shader_int16 = d.storage_16bit = d.vulkan_memory_model = d.subgroup_in_compute = true;
+  d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 32;
+  d.subgroup_ops = {"basic"};
+  d.max_shared_memory = 48 << 10;
+  d.max_workgroup_invocations = d.max_workgroup_size[0] = 1024;
+  d.nv_cooperative_matrix = true;
+  d.nv_coop_shapes = {{16, 8, 16, "f16", "f16", "f32", "f32", "subgroup"},
+                      {16, 16, 16, "f16", "f16", "f32", "f32", "subgroup"}};
+  return d;
+}
+
+TEST(AttentionPathChoice, TensorCoresForF16AtHeadDimsOf16) {
+  for (int64_t D : {16, 64, 96, 128, 256}) {
+    const ops::MatmulChoice c = ops::choose_attention_path(nvidia_like(), f16, D, true);
+    EXPECT_EQ(c.path, Path::cooperative) << D;
+    EXPECT_EQ(c.describe(), "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)") << D;
+  }
+}
+
+TEST(AttentionPathChoice, TiledOtherwise) {
+  struct Case {
+    std::string what;  // what the call or the device lacks
+    DType dtype;
+    int64_t D;
+    std::function<void(DeviceInfo&)> take;
+    std::string why;  // what the choice must say
+  };
+  const Case cases[] = {
+      {"f16 storage", DType::f32, 64, {}, "f32 storage: the cooperative kernels take f16"},
+      {"f16 storage", bf16, 64, {}, "bf16 storage: the cooperative kernels take f16"},
+      {"a head dim of 16s", f16, 40, {}, "head dim 40 is not a multiple of 16"},
+      {"shared memory", f16, 256, [](DeviceInfo& d) { d.max_shared_memory = 40 << 10; },
+       "head dim 256 needs 48900 bytes of shared memory, the device has 40960"},
+      {"the extension", f16, 64, [](DeviceInfo& d) { d.nv_cooperative_matrix = false; }, "no VK_NV_cooperative_matrix"},
+      {"the 16x16x16 shape", f16, 64, [](DeviceInfo& d) { d.nv_coop_shapes.pop_back(); },
+       "no 16x16x16 VK_NV_cooperative_matrix shape for f16 x f16 + f32 in a subgroup"},
+      {"subgroups of 32", f16, 64,
+       [](DeviceInfo& d) { d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 64; },
+       "subgroups of 64 invocations, the kernels need 32"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("without " + c.what);
+    DeviceInfo d = nvidia_like();
+    if (c.take) c.take(d);
+    const ops::MatmulChoice got = ops::choose_attention_path(d, c.dtype, c.D, true);
+    EXPECT_EQ(got.path, Path::tiled);
+    EXPECT_EQ(got.why, c.why);
+  }
+  EXPECT_EQ(ops::choose_attention_path(nvidia_like(), f16, 64, false).why,
+            "cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
+}
+
+// Asking for a cooperative path where it does not apply names the device and the reason, and records nothing.
+TEST(AttentionPathChoice, ForcedWhereUnavailableThrows) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "no f16 support";
+  Arena arena(ctx(), "attention");
+  Program p(ctx(), "forced");
+  const std::string device = "device '" + ctx().info().name + "' cannot take it: ";
+  auto call = [&](DType t, int64_t D, Path path, bool backward) {
+    auto alloc = [&](Shape s) { return arena.alloc(t, std::move(s)); };
+    Tensor q = alloc({1, 5, 2, D}), k = alloc({1, 5, 1, D}), v = alloc({1, 5, 1, D}), out = alloc({1, 5, 2, D});
+    Tensor lse = arena.alloc(DType::f32, {1, 2, 5}), scratch = arena.alloc(DType::f32, {10});
+    const ops::AttentionOptions opt{.path = path};
+    if (!backward) return ops::attention(p, q, k, v, out, lse, opt);
+    ops::attention_backward(p, q, k, v, out, lse, alloc(q.shape), alloc(q.shape), alloc(k.shape), alloc(k.shape),
+                            scratch, opt);
+  };
+  expect_error("emulated cooperative path was asked for, but " + device + "f32 storage",
+               [&] { call(DType::f32, 16, Path::emulated, false); });
+  expect_error(device + "head dim 8 is not a multiple of 16", [&] { call(f16, 8, Path::emulated, true); });
+  expect_error("cooperative-matrix path was asked for, but " + device + "bf16 storage",
+               [&] { call(bf16, 16, Path::cooperative, false); });
+  if (std::string why = without_coop(16); !why.empty())
+    expect_error(device + ops::choose_attention_path(ctx().info(), f16, 16, ctx().allows_cooperative_matrix()).why,
+                 [&] { call(f16, 16, Path::cooperative, true); });
+  EXPECT_EQ(p.dispatch_count(), 0u);
+}
+
+// Without a path asked for, f16 attention takes the cooperative kernels exactly where choose_attention_path
+// says so (seen in the labels of a profiled program).
+TEST(AttentionPathChoice, AutomaticFollowsTheChoice) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "no f16 support";
+  if (!ctx().timestamp_bits()) GTEST_SKIP() << "no timestamps to label dispatches";
+  const int64_t T = 7, D = 64;
+  Arena arena(ctx(), "attention");
+  auto alloc = [&](Shape s) { return arena.alloc(f16, std::move(s)); };
+  Tensor q = alloc({1, T, 8, D}), k = alloc({1, T, 2, D}), v = alloc({1, T, 2, D}), out = alloc(q.shape);
+  Tensor lse = arena.alloc(DType::f32, {1, 8, T}), scratch = arena.alloc(DType::f32, {8 * T});
+  for (const Tensor& t : {q, k, v}) test::write_values(t, test::random_floats(size_t(t.numel()), 30));
+  Program p(ctx(), "automatic", /*profile=*/true);
+  ops::attention(p, q, k, v, out, lse);
+  ops::attention_backward(p, q, k, v, out, lse, alloc(q.shape), alloc(q.shape), alloc(k.shape), alloc(k.shape),
+                          scratch);
+  ctx().wait(ctx().submit(p));
+  const std::string suffix = without_coop(D).empty() ? "_f16_coop " : "_f16 ";
+  for (const DispatchTiming& t : p.timings()) EXPECT_NE(t.label.find(suffix), std::string::npos) << t.label;
 }
 
 }  // namespace

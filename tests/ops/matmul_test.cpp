@@ -16,7 +16,8 @@ using test::ctx;
 using test::expect_error;
 
 // fp32 sums over up to 257 terms; an f16 output is off by its rounding, at most half an f16 ulp. Tensor
-// cores truncate while they align the terms of each block sum: an fp32 output of theirs gets more room.
+// cores truncate while they align the terms of each block sum: an fp32 output of theirs gets more room. The
+// emulation sums exact products in k order, as the tiled kernel does.
 constexpr double kTol = 1e-4;
 constexpr double kTolF16 = 5e-3;
 constexpr double kTolBf16 = 1.5e-2;  // bf16 keeps 8 significant bits: half an ulp is 2^-9 relative
@@ -166,11 +167,15 @@ TEST_P(MatmulTest, F16OutputRoundsOnce) {
   check_f16_rounds_once(M, N, K, ops::MatmulPath::tiled);
 }
 
+// In each shape M, N and K are all odd, all 4n + 2 or all 4n, so that both operands of every product load 1,
+// 2 or 4 elements at a time: the widths of A and B are independent code, and each mixed pair would be more
+// kernels for lavapipe to compile (most of this file's time). Ragged edges, several blocks and several k
+// slices with both block sizes; distinct M, N and K catch swapped dims.
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
                          testing::Values(std::make_tuple(1, 1, 1), std::make_tuple(7, 7, 7),
                                          std::make_tuple(33, 33, 33), std::make_tuple(64, 64, 64),
-                                         std::make_tuple(257, 257, 257), std::make_tuple(33, 257, 7),
-                                         std::make_tuple(257, 1, 64), std::make_tuple(7, 64, 257),
+                                         std::make_tuple(129, 131, 133), std::make_tuple(33, 257, 7),
+                                         std::make_tuple(257, 1, 65), std::make_tuple(7, 65, 257),
                                          std::make_tuple(10, 34, 66)),
                          shape_name);
 
@@ -182,7 +187,7 @@ ref::Vec entry(const ref::Vec& v, int64_t z, int64_t size) {
 
 // Batches of A and B, or one matrix shared by every entry, on one kernel.
 void check_batched(const std::vector<Storage>& storages, ops::MatmulPath path) {
-  const int64_t M = 33, N = 20, K = 17;
+  const int64_t M = 33, N = 21, K = 17;
   const Shape batch{2, 3};
   const int64_t count = 6;
   Arena arena(ctx(), "matmul");
@@ -415,6 +420,49 @@ TEST(MatmulPathChoice, TiledOtherwise) {
   EXPECT_EQ(off.why, "cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
 }
 
+// The emulation needs 16-bit support and room for its blocks in groups of 32 invocations, nothing of the
+// tensor cores' own: no extension, memory model or subgroup operations, and any subgroup size.
+TEST(MatmulPathChoice, EmulatedNeedsOnly16BitAndRoom) {
+  auto without_tensor_cores = [] {
+    DeviceInfo d = tensor_core_gpu();
+    d.nv_cooperative_matrix = d.vulkan_memory_model = d.subgroup_in_compute = false;
+    d.nv_coop_shapes.clear();
+    d.subgroup_ops.clear();
+    d.subgroup_size = d.min_subgroup_size = 8;
+    return d;
+  };
+  for (DType out : {DType::f16, DType::f32}) {
+    const ops::MatmulChoice c = ops::emulated_matmul_path(without_tensor_cores(), DType::f16, out);
+    EXPECT_EQ(c.path, ops::MatmulPath::emulated);
+    EXPECT_EQ(c.describe(), "cooperative matrix 16x16x16 (emulated in plain GLSL, shaders/coopmat.glsl)");
+  }
+  struct Case {
+    std::string what;
+    std::function<void(DeviceInfo&)> take;
+    std::string why;
+  };
+  const Case cases[] = {
+      {"f16 arithmetic", [](DeviceInfo& d) { d.shader_float16 = false; }, "no 16-bit storage and arithmetic"},
+      // 8 groups of 32, though 8 subgroups of this device's 8 invocations would fit
+      {"invocations", [](DeviceInfo& d) { d.max_workgroup_invocations = 128; },
+       "workgroups of 256 invocations are over"},
+      {"shared memory", [](DeviceInfo& d) { d.max_shared_memory = 16 << 10; }, "bytes of shared memory"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("without " + c.what);
+    DeviceInfo d = without_tensor_cores();
+    c.take(d);
+    const ops::MatmulChoice got = ops::emulated_matmul_path(d, DType::f16, DType::f16);
+    EXPECT_EQ(got.path, ops::MatmulPath::tiled);
+    EXPECT_NE(got.why.find(c.why), std::string::npos) << got.why;
+  }
+  for (DType in : {DType::f32, DType::bf16}) {
+    const ops::MatmulChoice got = ops::emulated_matmul_path(tensor_core_gpu(), in, DType::f32);
+    EXPECT_EQ(got.path, ops::MatmulPath::tiled);
+    EXPECT_NE(got.why.find("tensor cores take f16 inputs"), std::string::npos) << got.why;
+  }
+}
+
 // VKMIND_NO_COOPMAT (which `vkmind --no-coopmat` sets) is what ContextOptions starts from.
 TEST(MatmulPathChoice, EnvironmentTurnsItOff) {
   const char* was = std::getenv("VKMIND_NO_COOPMAT");
@@ -432,21 +480,28 @@ TEST(MatmulPathChoice, EnvironmentTurnsItOff) {
   if (was) setenv("VKMIND_NO_COOPMAT", saved.c_str(), 1);
 }
 
-// Whether this device runs the cooperative kernels: "" if so, else why not (the tests below then skip).
-std::string without_coop() {
-  const ops::MatmulChoice c =
-      ops::choose_matmul_path(ctx().info(), DType::f16, DType::f16, ctx().allows_cooperative_matrix());
-  if (c.path == ops::MatmulPath::cooperative) return "";
-  return "matmul f16 on '" + ctx().info().name + "': " + c.describe();
+// Whether this device runs the cooperative kernels on `path` (cooperative or emulated): "" if so, else why not
+// (the tests below then skip).
+std::string without_coop(ops::MatmulPath path = ops::MatmulPath::cooperative) {
+  const DeviceInfo& d = ctx().info();
+  const bool allowed = ctx().allows_cooperative_matrix();
+  const ops::MatmulChoice c = path == ops::MatmulPath::emulated
+                                  ? ops::emulated_matmul_path(d, DType::f16, DType::f16)
+                                  : ops::choose_matmul_path(d, DType::f16, DType::f16, allowed);
+  if (c.path == path) return "";
+  return "matmul f16 on '" + d.name + "': " + c.describe();
 }
 
-// Asking for the cooperative path where it does not apply names the device and the reason.
+// Asking for the cooperative or emulated path where it does not apply names the device and the reason.
 TEST(MatmulPathChoice, ForcedWhereUnavailableThrows) {
   Arena arena(ctx(), "matmul");
   Program p(ctx(), "forced");
   auto f32 = [&](Shape s) { return arena.alloc(DType::f32, std::move(s)); };
-  const ops::MatmulSpec coop{.path = ops::MatmulPath::cooperative};
+  const ops::MatmulSpec coop{.path = ops::MatmulPath::cooperative}, emu{.path = ops::MatmulPath::emulated};
   expect_error("tensor cores take f16", [&] { ops::matmul(p, f32({4, 8}), f32({8, 5}), f32({4, 5}), coop); });
+  expect_error("the emulated cooperative-matrix path was asked for, but device '" + ctx().info().name +
+                   "' cannot take it: f32 inputs into f32: tensor cores take f16",
+               [&] { ops::matmul(p, f32({4, 8}), f32({8, 5}), f32({4, 5}), emu); });
   if (ops::has_16bit(ctx()) && !without_coop().empty()) {
     auto f16 = [&](Shape s) { return arena.alloc(DType::f16, std::move(s)); };
     expect_error("device '" + ctx().info().name + "' cannot take it",
@@ -456,43 +511,63 @@ TEST(MatmulPathChoice, ForcedWhereUnavailableThrows) {
 }
 
 // The cooperative kernels against the double reference: every form, f16 and f32 out, both block sizes,
-// accumulate, batches, views at any offset, ragged sizes. They run wherever choose_matmul_path takes them.
-class MatmulCoopTest : public testing::TestWithParam<MNK> {
-  void SetUp() override {
-    if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
-  }
+// accumulate, batches, views at any offset, ragged sizes. They run on the tensor cores wherever
+// choose_matmul_path takes them, and emulated wherever the device has 16-bit support.
+void skip_without(ops::MatmulPath path) {
+  if (std::string why = without_coop(path); !why.empty()) GTEST_SKIP() << why;
+}
+std::string path_name(ops::MatmulPath path) {
+  return path == ops::MatmulPath::emulated ? "Emulated" : "Cooperative";
+}
+
+class MatmulCoopTest : public testing::TestWithParam<std::tuple<ops::MatmulPath, MNK>> {
+ protected:
+  void SetUp() override { skip_without(path()); }
+  ops::MatmulPath path() const { return std::get<0>(GetParam()); }
+  MNK shape() const { return std::get<1>(GetParam()); }
 };
 
 TEST_P(MatmulCoopTest, EveryForm) {
-  const auto [M, N, K] = GetParam();
-  check_every_form(M, N, K, kCoopStorages, ops::MatmulPath::cooperative);
+  const auto [M, N, K] = shape();
+  check_every_form(M, N, K, kCoopStorages, path());
 }
 
 TEST_P(MatmulCoopTest, F16OutputRoundsOnce) {
-  const auto [M, N, K] = GetParam();
-  check_f16_rounds_once(M, N, K, ops::MatmulPath::cooperative);
+  const auto [M, N, K] = shape();
+  check_f16_rounds_once(M, N, K, path());
 }
 
+// Ragged shapes, several blocks and k slices, whose loads are all 1 element wide: lavapipe takes about a second
+// to compile each emulated kernel (form, output, block size and load widths), so the widths 2 and 4 are left to
+// AnyOffsetAndLoadWidth.
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulCoopTest,
-                         testing::Values(std::make_tuple(77, 45, 53), std::make_tuple(130, 200, 96),
-                                         std::make_tuple(1, 1, 1), std::make_tuple(64, 64, 64),
-                                         std::make_tuple(33, 257, 7), std::make_tuple(129, 128, 160)),
-                         shape_name);
+                         testing::Combine(testing::Values(ops::MatmulPath::cooperative, ops::MatmulPath::emulated),
+                                          testing::Values(std::make_tuple(77, 45, 53), std::make_tuple(1, 1, 1),
+                                                          std::make_tuple(33, 257, 7),
+                                                          std::make_tuple(129, 131, 161))),
+                         [](const testing::TestParamInfo<std::tuple<ops::MatmulPath, MNK>>& info) {
+                           return path_name(std::get<0>(info.param)) + "_" +
+                                  shape_name({std::get<1>(info.param), info.index});
+                         });
 
-TEST(MatmulCoop, BatchedAndShared) {
-  if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
-  check_batched(kCoopStorages, ops::MatmulPath::cooperative);
-}
+class MatmulCoop : public testing::TestWithParam<ops::MatmulPath> {
+ protected:
+  void SetUp() override { skip_without(GetParam()); }
+};
 
-TEST(MatmulCoop, AnyOffsetAndLoadWidth) {
-  if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
-  check_views(kCoopStorages, ops::MatmulPath::cooperative);
-}
+TEST_P(MatmulCoop, BatchedAndShared) { check_batched(kCoopStorages, GetParam()); }
 
-// Without a path asked for, the linear layer's f16 products take the tensor cores (seen in the labels of a
-// profiled program, where the queue has timestamps).
-TEST(MatmulCoop, AutomaticTakesTensorCores) {
-  if (std::string why = without_coop(); !why.empty()) GTEST_SKIP() << why;
+// f16 output only: the load widths are staging, the same code for either output (EveryForm runs both).
+TEST_P(MatmulCoop, AnyOffsetAndLoadWidth) { check_views({{DType::f16, DType::f16}}, GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Paths, MatmulCoop, testing::Values(ops::MatmulPath::cooperative, ops::MatmulPath::emulated),
+                         [](const testing::TestParamInfo<ops::MatmulPath>& info) { return path_name(info.param); });
+
+// Without a path asked for, the linear layer's f16 products take the tensor cores where choose_matmul_path
+// says so, else the tiled kernel, never the emulation (seen in the labels of a profiled program).
+TEST(MatmulPathChoice, AutomaticTakesTensorCoresElseTiled) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "the device lacks 16-bit support";
+  if (ctx().timestamp_bits() == 0) GTEST_SKIP() << "the queue has no timestamps, so no profiled labels";
   const int64_t M = 40, N = 24, K = 72;
   Arena arena(ctx(), "matmul");
   Tensor X = arena.alloc(DType::f16, {M, K}), W = arena.alloc(DType::f16, {N, K}), Y = arena.alloc(DType::f16, {M, N});
@@ -504,7 +579,10 @@ TEST(MatmulCoop, AutomaticTakesTensorCores) {
   ops::linear(p, X, W, Y);
   ctx().wait(ctx().submit(p));
   expect_close(test::read_values(Y), ref::linear(x, w, M, N, K), {}, kTolF16);
-  for (const DispatchTiming& t : p.timings()) EXPECT_EQ(t.label.rfind("matmul.nt_f16_coop ", 0), 0u) << t.label;
+  const std::vector<DispatchTiming> timings = p.timings();
+  ASSERT_EQ(timings.size(), 1u);
+  const std::string want = without_coop().empty() ? "matmul.nt_f16_coop " : "matmul.nt_f16 ";
+  EXPECT_EQ(timings[0].label.rfind(want, 0), 0u) << timings[0].label;
 }
 
 }  // namespace

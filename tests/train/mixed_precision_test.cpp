@@ -1,6 +1,7 @@
 // Mixed-precision training (--precision fp16 and bf16) end to end on lavapipe, which has fp16 arithmetic and
 // 16-bit storage: the same run in fp16, bf16 and fp32 ends at the same validation loss (within 2%), an fp16
 // overflow is skipped and the loss scale recovers, and a stopped fp16 run resumes bit for bit, scale included.
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -73,6 +74,27 @@ TEST_F(MixedPrecision, Fp16AndBf16EndWithinTwoPercentOfFp32) {
     EXPECT_EQ(j["skipped"], false);
   }
   EXPECT_EQ(train_lines(o32.out).front()["loss_scale"], 1.0);
+}
+
+// The tensor-core kernels (matmul and attention, shaders/coopmat.glsl) in a whole training run: with their
+// fragments emulated, the fp16 run takes them for every product and attention pass that fits, and ends where
+// the tiled kernels' run ends. On a GPU with tensor cores the plain fp16 run above already takes them.
+TEST_F(MixedPrecision, Fp16ThroughTheCooperativeKernelsEndsWhereTheTiledOnesDo) {
+  ContextOptions emulating;
+  emulating.emulate_cooperative_matrix = true;
+  Context coop(emulating);
+  TempDir d;
+  TrainOptions tiled = small_run(d, "fp16", "tiled"), emulated = small_run(d, "fp16", "emulated");
+  tiled.max_steps = emulated.max_steps = 40;
+  const train::TrainResult rt = train::train(ctx(), tiled), re = train::train(coop, emulated);
+  std::printf("  validation loss after 40 fp16 steps: tiled kernels %.4f, cooperative kernels (emulated) %.4f\n",
+              rt.val_loss, re.val_loss);
+  EXPECT_LE(std::abs(re.val_loss / rt.val_loss - 1), 0.01);
+  const std::vector<std::string> built = coop.built_variants();
+  for (const char* variant : {"matmul.nt_f16_coop_emu", "matmul.nn_f16_coop_emu", "matmul.tn_f16_f32out_coop_emu",
+                              "attention.forward_f16_emulated", "attention.dq_f16_emulated",
+                              "attention.dkdv_f16_emulated"})
+    EXPECT_NE(std::find(built.begin(), built.end(), variant), built.end()) << variant << " did not run";
 }
 
 // A loss scale far past what f16 holds makes the gradients overflow: that step and the next few are skipped
