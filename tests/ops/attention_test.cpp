@@ -263,24 +263,9 @@ TEST(AttentionErrors, BadShapesThrow) {
 }
 
 // The path choice, on devices made by hand: a GPU as NVIDIA's driver describes one, less one thing at a time.
-DeviceInfo nvidia_like() {
-  DeviceInfo d;
-  d.name = "hand-made GPU";
-  d.vk_type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
-  d.shader_float16 = d.shader_int16 = d.storage_16bit = d.vulkan_memory_model = d.subgroup_in_compute = true;
-  d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 32;
-  d.subgroup_ops = {"basic"};
-  d.max_shared_memory = 48 << 10;
-  d.max_workgroup_invocations = d.max_workgroup_size[0] = 1024;
-  d.nv_cooperative_matrix = true;
-  d.nv_coop_shapes = {{16, 8, 16, "f16", "f16", "f32", "f32", "subgroup"},
-                      {16, 16, 16, "f16", "f16", "f32", "f32", "subgroup"}};
-  return d;
-}
-
 TEST(AttentionPathChoice, TensorCoresForF16AtHeadDimsOf16) {
   for (int64_t D : {16, 64, 96, 128, 256}) {
-    const ops::MatmulChoice c = ops::choose_attention_path(nvidia_like(), f16, D, true);
+    const ops::MatmulChoice c = ops::choose_attention_path(test::tensor_core_gpu(), f16, D, true);
     EXPECT_EQ(c.path, Path::cooperative) << D;
     EXPECT_EQ(c.describe(), "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)") << D;
   }
@@ -301,7 +286,8 @@ TEST(AttentionPathChoice, TiledOtherwise) {
       {"shared memory", f16, 256, [](DeviceInfo& d) { d.max_shared_memory = 40 << 10; },
        "head dim 256 needs 48900 bytes of shared memory, the device has 40960"},
       {"the extension", f16, 64, [](DeviceInfo& d) { d.nv_cooperative_matrix = false; }, "no VK_NV_cooperative_matrix"},
-      {"the 16x16x16 shape", f16, 64, [](DeviceInfo& d) { d.nv_coop_shapes.pop_back(); },
+      {"the 16x16x16 shape", f16, 64,
+       [](DeviceInfo& d) { std::erase_if(d.nv_coop_shapes, [](const CoopMatrixShape& f) { return f.n == 16; }); },
        "no 16x16x16 VK_NV_cooperative_matrix shape for f16 x f16 + f32 in a subgroup"},
       {"subgroups of 32", f16, 64,
        [](DeviceInfo& d) { d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 64; },
@@ -309,13 +295,13 @@ TEST(AttentionPathChoice, TiledOtherwise) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("without " + c.what);
-    DeviceInfo d = nvidia_like();
+    DeviceInfo d = test::tensor_core_gpu();
     if (c.take) c.take(d);
     const ops::MatmulChoice got = ops::choose_attention_path(d, c.dtype, c.D, true);
     EXPECT_EQ(got.path, Path::tiled);
     EXPECT_EQ(got.why, c.why);
   }
-  EXPECT_EQ(ops::choose_attention_path(nvidia_like(), f16, 64, false).why,
+  EXPECT_EQ(ops::choose_attention_path(test::tensor_core_gpu(), f16, 64, false).why,
             "cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
 }
 

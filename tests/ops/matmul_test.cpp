@@ -344,33 +344,14 @@ TEST(MatmulErrors, BadShapesThrow) {
   EXPECT_EQ(p.dispatch_count(), 0u);
 }
 
-// The path choice, on devices made by hand: a GPU as NVIDIA's driver describes one, less one thing at a time.
-DeviceInfo tensor_core_gpu() {
-  DeviceInfo d;
-  d.name = "hand-made GPU";
-  d.vk_type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
-  d.shader_float16 = d.shader_int16 = d.storage_16bit = d.vulkan_memory_model = true;
-  d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 32;
-  d.subgroup_ops = {"basic", "vote", "ballot"};
-  d.subgroup_in_compute = true;
-  d.max_shared_memory = 48 << 10;
-  d.max_workgroup_invocations = 1024;
-  d.max_workgroup_size[0] = 1024;
-  d.nv_cooperative_matrix = true;
-  d.nv_coop_shapes = {{16, 8, 16, "f16", "f16", "f16", "f16", "subgroup"},
-                      {16, 8, 16, "f16", "f16", "f32", "f32", "subgroup"},
-                      {16, 16, 16, "f16", "f16", "f32", "f32", "subgroup"},
-                      {8, 8, 32, "i8", "i8", "i32", "i32", "subgroup"}};
-  return d;
-}
-
+// The path choice, on devices made by hand (test::tensor_core_gpu, less one thing at a time).
 TEST(MatmulPathChoice, TensorCoresForF16Inputs) {
   for (DType out : {DType::f16, DType::f32}) {
-    const ops::MatmulChoice c = ops::choose_matmul_path(tensor_core_gpu(), DType::f16, out, true);
+    const ops::MatmulChoice c = ops::choose_matmul_path(test::tensor_core_gpu(), DType::f16, out, true);
     EXPECT_EQ(c.path, ops::MatmulPath::cooperative);
     EXPECT_EQ(c.describe(), "cooperative matrix 16x16x16 (VK_NV_cooperative_matrix)");  // the largest shape
   }
-  DeviceInfo d = tensor_core_gpu();
+  DeviceInfo d = test::tensor_core_gpu();
   d.nv_coop_shapes.erase(d.nv_coop_shapes.begin() + 2);
   EXPECT_EQ(ops::choose_matmul_path(d, DType::f16, DType::f16, true).describe(),
             "cooperative matrix 16x8x16 (VK_NV_cooperative_matrix)");
@@ -405,17 +386,17 @@ TEST(MatmulPathChoice, TiledOtherwise) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("without " + c.what);
-    DeviceInfo d = tensor_core_gpu();
+    DeviceInfo d = test::tensor_core_gpu();
     c.take(d);
     const ops::MatmulChoice got = ops::choose_matmul_path(d, DType::f16, DType::f16, true);
     EXPECT_EQ(got.path, ops::MatmulPath::tiled);
     EXPECT_NE(got.why.find(c.why), std::string::npos) << got.why;
     EXPECT_EQ(got.describe(), "tiled shared memory (" + got.why + ")");
   }
-  const ops::MatmulChoice f32 = ops::choose_matmul_path(tensor_core_gpu(), DType::f32, DType::f32, true);
+  const ops::MatmulChoice f32 = ops::choose_matmul_path(test::tensor_core_gpu(), DType::f32, DType::f32, true);
   EXPECT_EQ(f32.path, ops::MatmulPath::tiled);
   EXPECT_EQ(f32.why, "f32 inputs into f32: tensor cores take f16 inputs into f16 or f32");
-  const ops::MatmulChoice off = ops::choose_matmul_path(tensor_core_gpu(), DType::f16, DType::f16, false);
+  const ops::MatmulChoice off = ops::choose_matmul_path(test::tensor_core_gpu(), DType::f16, DType::f16, false);
   EXPECT_EQ(off.path, ops::MatmulPath::tiled);
   EXPECT_EQ(off.why, "cooperative matrix turned off: --no-coopmat or VKMIND_NO_COOPMAT");
 }
@@ -424,7 +405,7 @@ TEST(MatmulPathChoice, TiledOtherwise) {
 // tensor cores' own: no extension, memory model or subgroup operations, and any subgroup size.
 TEST(MatmulPathChoice, EmulatedNeedsOnly16BitAndRoom) {
   auto without_tensor_cores = [] {
-    DeviceInfo d = tensor_core_gpu();
+    DeviceInfo d = test::tensor_core_gpu();
     d.nv_cooperative_matrix = d.vulkan_memory_model = d.subgroup_in_compute = false;
     d.nv_coop_shapes.clear();
     d.subgroup_ops.clear();
@@ -457,7 +438,7 @@ TEST(MatmulPathChoice, EmulatedNeedsOnly16BitAndRoom) {
     EXPECT_NE(got.why.find(c.why), std::string::npos) << got.why;
   }
   for (DType in : {DType::f32, DType::bf16}) {
-    const ops::MatmulChoice got = ops::emulated_matmul_path(tensor_core_gpu(), in, DType::f32);
+    const ops::MatmulChoice got = ops::emulated_matmul_path(test::tensor_core_gpu(), in, DType::f32);
     EXPECT_EQ(got.path, ops::MatmulPath::tiled);
     EXPECT_NE(got.why.find("tensor cores take f16 inputs"), std::string::npos) << got.why;
   }

@@ -15,6 +15,25 @@ void PrintTo(DType t, std::ostream* os) { *os << dtype_name(t); }
 
 namespace vkm::test {
 
+DeviceInfo tensor_core_gpu() {
+  DeviceInfo d;
+  d.name = "hand-made GPU";
+  d.vk_type = VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU;
+  d.shader_float16 = d.shader_int16 = d.storage_16bit = d.vulkan_memory_model = true;
+  d.subgroup_size = d.min_subgroup_size = d.max_subgroup_size = 32;
+  d.subgroup_ops = {"basic", "vote", "ballot"};
+  d.subgroup_in_compute = true;
+  d.max_shared_memory = 48 << 10;
+  d.max_workgroup_invocations = 1024;
+  d.max_workgroup_size[0] = 1024;
+  d.nv_cooperative_matrix = true;
+  d.nv_coop_shapes = {{16, 8, 16, "f16", "f16", "f16", "f16", "subgroup"},
+                      {16, 8, 16, "f16", "f16", "f32", "f32", "subgroup"},
+                      {16, 16, 16, "f16", "f16", "f32", "f32", "subgroup"},
+                      {8, 8, 32, "i8", "i8", "i32", "i32", "subgroup"}};
+  return d;
+}
+
 Context& ctx() {
   static Context c;
   return c;

@@ -30,6 +30,10 @@ namespace vkm::test {
 // The process-wide context (device chosen as vkmind would: VKMIND_DEVICE or the best one).
 Context& ctx();
 
+// A DeviceInfo made by hand as NVIDIA's driver describes a GPU with tensor cores (VK_NV_cooperative_matrix with
+// 16x8x16 and 16x16x16 f16 shapes, subgroups of 32, 48 KiB of shared memory): for tests of the path choices.
+DeviceInfo tensor_core_gpu();
+
 // Seeded uniform values in [lo, hi), none of them zero.
 std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f);
 
