@@ -1,5 +1,6 @@
-// `vkmind bench generate`: prefill and decode speed of models with random weights, for each preset and batch
-// size, and the decoding step's time by op from GPU timestamps.
+// `vkmind bench generate`: prefill and decode speed of models with random weights, for each preset, batch size
+// and weight storage (the storages side by side for each batch, so that a noisy machine affects them alike), and
+// the decoding step's time by op from GPU timestamps.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "model/params.hpp"
 #include "tools/bench_util.hpp"
 #include "tools/commands.hpp"
+#include "tools/decoding.hpp"
 
 namespace vkm::tools {
 
@@ -24,6 +26,7 @@ struct BenchGenerateFlags {
   std::vector<int64_t> batches{1, 8};
   int64_t prompt_tokens = 64, new_tokens = 16, context = 512, repeats = 3;
   std::string cache = "f32";
+  std::vector<std::string> weights{"auto"};
 };
 
 // The row a profiled dispatch counts under: linear layers by the weight they multiply (named from the config),
@@ -58,7 +61,7 @@ void bench_one(Context& ctx, const model::ParamLayout& layout, const Tensor& par
                int64_t batch, const BenchGenerateFlags& f) {
   using clock = std::chrono::steady_clock;
   const model::ModelConfig& c = layout.config();
-  model::DecoderOptions o;
+  model::DecoderOptions o;  // weights unset: the params are read in their own storage
   o.batch = batch;
   o.context = f.context;
   o.cache = f.cache == "f16" ? DType::f16 : DType::f32;
@@ -95,9 +98,11 @@ void bench_one(Context& ctx, const model::ParamLayout& layout, const Tensor& par
   }
 
   const double tokens = double(batch * f.prompt_tokens), steps = double(f.new_tokens);
-  std::printf("\n%s (%lld parameters), batch %lld, prompts of %lld tokens, %s cache of %lld positions, on %s\n",
+  std::printf("\n%s (%lld parameters), batch %lld, prompts of %lld tokens, %s weights (%.1f MiB), %s cache of %lld "
+              "positions, on %s\n",
               name.c_str(), (long long)layout.parameter_count(), (long long)batch, (long long)f.prompt_tokens,
-              f.cache.c_str(), (long long)d.context(), ctx.info().name.c_str());
+              std::string(dtype_name(params.dtype)).c_str(), double(d.weight_bytes()) / (1 << 20), f.cache.c_str(),
+              (long long)d.context(), ctx.info().name.c_str());
   std::printf("  prefill: %.0f tokens in %.1f ms, %.1f tokens/s\n", tokens, prefill_ms, tokens / prefill_ms * 1e3);
   std::printf("  decode:  %.0f steps in %.1f ms, %.2f ms per step, %.1f tokens/s\n", steps, decode_ms, decode_ms / steps,
               double(batch) * steps / decode_ms * 1e3);
@@ -122,9 +127,11 @@ int bench_generate(const Common& common, const BenchGenerateFlags& f) {
   for (const std::string& name : models) {
     const model::ParamLayout layout(f.config.empty() ? model::preset(name) : model::load_config(name));
     Arena arena(ctx, "weights");
-    const Tensor params = model::allocate_params(arena, layout, false).values;
-    ctx.write(params, model::init_params(layout, 1));
-    for (int64_t batch : f.batches) bench_one(ctx, layout, params, name, batch, f);
+    const std::vector<float> values = model::init_params(layout, 1);
+    std::vector<Tensor> params;  // one upload per storage, each read by the decoder as it is
+    for (const std::string& w : f.weights) params.push_back(upload_params(ctx, arena, values, weights_storage(w)));
+    for (int64_t batch : f.batches)
+      for (const Tensor& p : params) bench_one(ctx, layout, p, name, batch, f);
   }
   return 0;
 }
@@ -142,6 +149,10 @@ void add_bench_generate(CLI::App& bench, const Common& common, int& exit_code) {
   sub->add_option("--context", f->context, "Cache positions per sequence")->capture_default_str();
   sub->add_option("--repeats", f->repeats, "Profiled decoding steps")->capture_default_str();
   sub->add_option("--cache", f->cache, "f32 or f16")->check(CLI::IsMember({"f32", "f16"}))->capture_default_str();
+  sub->add_option("--weights", f->weights, "Weight storages, e.g. f32,f16 (auto: f16 where the device has it)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"auto", "f32", "f16"}))
+      ->capture_default_str();
   on_run(sub, exit_code, [f, &common] { return bench_generate(common, *f); });
 }
 

@@ -42,7 +42,7 @@ void report(const model::ChatReply& r, int64_t max_new_tokens, int64_t context) 
 int chat(const ChatFlags& f, const Common& common) {
   const model::DecoderOptions options = decoder_options(f.decoding, 1);  // bad flags first, before any loading
   Context ctx(ContextOptions{common.device});
-  const LoadedModel m(ctx, f.decoding.model, f.decoding.tokenizer);
+  const LoadedModel m(ctx, f.decoding.model, f.decoding.tokenizer, options.weights);
   model::Decoder decoder(ctx, m.layout, m.params, options);
   decoder.set_seed(0, seed_of(f.decoding));
   model::ChatSession session(decoder, m.tokenizer, {f.system, f.decoding.max_new_tokens});

@@ -48,7 +48,7 @@ int generate(const GenerateFlags& f, const Common& common) {
   const int64_t batch = std::min<int64_t>(f.batch, int64_t(file.prompts.size()));
   const model::DecoderOptions options = decoder_options(f.decoding, batch);
   Context ctx(ContextOptions{common.device});
-  const LoadedModel m(ctx, f.decoding.model, f.decoding.tokenizer);
+  const LoadedModel m(ctx, f.decoding.model, f.decoding.tokenizer, options.weights);
   model::Decoder decoder(ctx, m.layout, m.params, options);
   // A conversation over the context loses its oldest messages; a prompt still too long alone is an error.
   std::vector<std::vector<int32_t>> tokens;

@@ -12,8 +12,12 @@ namespace {
 constexpr uint32_t kThreads = 64;
 constexpr uint32_t kCols = 4;  // columns of Y per workgroup (split_k) or thread (by_column)
 
-// The widest load, 4 or 1 elements, that no row of X or W straddles and that starts aligned in each binding.
-uint32_t load_width(int64_t K, uint32_t x_skip, uint32_t w_skip) { return K % 4 == 0 && x_skip % 4 == 0 && w_skip % 4 == 0 ? 4 : 1; }
+// Whether by_column can load 16 bytes at a time (4 f32 or 8 f16): no row of X or W straddles a load, and each
+// binding's first element starts one.
+bool block_loads(int64_t K, uint32_t x_skip, uint32_t w_skip, DType t) {
+  const uint32_t per_block = 16 / uint32_t(dtype_size(t));
+  return K % per_block == 0 && x_skip % per_block == 0 && w_skip % per_block == 0;
+}
 
 }  // namespace
 
@@ -22,7 +26,8 @@ void matvec(Program& p, const Tensor& X, const Tensor& W, const Tensor& Y, bool 
     throw Error("matvec: " + why + " (X " + X.describe() + ", W " + W.describe() + ", Y " + Y.describe() + ")");
   };
   if (!X || !W || !Y) fail("a tensor is not allocated");
-  if (X.dtype != DType::f32 || W.dtype != DType::f32 || Y.dtype != DType::f32) fail("X, W and Y must be f32");
+  if ((X.dtype != DType::f32 && X.dtype != DType::f16) || W.dtype != X.dtype || Y.dtype != DType::f32)
+    fail("X and W must be both f32 or both f16, Y f32");
   if (W.rank() != 2 || W.numel() == 0 || X.rank() < 1 || Y.rank() != X.rank() || X.dim(-1) != W.dim(1) ||
       Y.dim(-1) != W.dim(0) || !std::equal(X.shape.begin(), X.shape.end() - 1, Y.shape.begin()))
     fail("want W [N,K], X [...,K] and Y [...,N] with the same leading dims");
@@ -31,6 +36,7 @@ void matvec(Program& p, const Tensor& X, const Tensor& W, const Tensor& Y, bool 
   const int64_t N = W.dim(0), K = W.dim(1), M = X.numel() / K;
   const uint32_t rows = uint32_t(std::min(M, kMatvecRows));
   Context& ctx = p.context();
+  require_storage(ctx, X.dtype, "matvec");
   // A CPU device runs a workgroup's threads as SIMD lanes: there each thread takes whole columns.
   const bool by_column = kernel == MatvecKernel::by_column ||
                          (kernel == MatvecKernel::automatic && ctx.info().vk_type == VK_PHYSICAL_DEVICE_TYPE_CPU);
@@ -46,8 +52,10 @@ void matvec(Program& p, const Tensor& X, const Tensor& W, const Tensor& Y, bool 
     uint32_t M, N, K, accumulate, x_skip, w_skip, y_skip;
   };
   const Push push{uint32_t(M), uint32_t(N), uint32_t(K), accumulate, x_skip, w_skip, y_skip};
-  const Kernel& k = ctx.kernel({by_column ? "matvec.by_column" : "matvec.split_k", 3, sizeof(Push),
-                                {kThreads, rows, kCols, load_width(K, x_skip, w_skip)}});
+  const std::string variant =
+      std::string(by_column ? "matvec.by_column" : "matvec.split_k") + (X.dtype == DType::f16 ? "_f16" : "");
+  const Kernel& k =
+      ctx.kernel({variant, 3, sizeof(Push), {kThreads, rows, kCols, block_loads(K, x_skip, w_skip, X.dtype)}});
   p.dispatch(k, {in(x), in(w), accumulate ? inout(y) : out(y)}, push, uint32_t(groups_n), uint32_t(groups_m), 1,
              "matvec " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K));
 }

@@ -1,7 +1,8 @@
 #pragma once
 // Linear layers over a few rows (shaders/matvec.comp): decoding multiplies B rows, one token per sequence, by
-// every weight, and a tiled matmul would pad them to its 64- or 128-row block. f32 only; sums in fp32, in a
-// fixed order (bit-identical run to run), not in the order matmul sums.
+// every weight, and a tiled matmul would pad them to its 64- or 128-row block. X and W both f32, or both f16
+// (16-bit support, ops::has_16bit; the weights' bytes halved), Y f32: the storages of ops::linear with C f32.
+// Sums in fp32, in a fixed order (bit-identical run to run), not in the order matmul sums.
 #include <cstdint>
 
 #include "engine/program.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 // Inference with a key/value cache: the MiniMind2 / LLaMA forward for generation, recorded through the engine's
-// ops (f32 weights and activations; the cache f32 or f16).
+// ops (the weights f32 or f16, activations f32, the cache f32 or f16).
 //
 // A Decoder holds `batch` sequences side by side, each with its own length, in one cache [B, S, Hkv, D] per
 // layer. prefill() appends tokens to every sequence and runs them through the model in chunks of up to
@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -30,14 +31,28 @@ struct DecoderOptions {
   int64_t batch = 1;             // sequences decoded side by side
   int64_t context = 0;           // cache positions per sequence; 0: max_position_embeddings, at most 2048
   DType cache = DType::f32;      // f32, or f16: half the memory, keys and values rounded once when appended
+  // The matrices' storage (every linear layer, the embedding and the head; RMSNorm weights stay f32): f32, or
+  // f16, which halves the bytes each step reads; unset: the params' own. With f16 the inputs of the linear
+  // layers are rounded to f16 too, in prefill and in steps alike, so that both compute the same products
+  // (f16 x f16, summed in fp32).
+  std::optional<DType> weights;
   int64_t prefill_chunk = 128;   // prompt tokens per sequence and submission, at most (and 512 / batch)
   ops::SamplingParams sampling;  // temperature 0: greedy
 };
 
+// Throws vkm::Error saying what device `d` lacks when it cannot hold weights of `type`: f32 always can, f16
+// needs 16-bit storage and arithmetic (as ops::has_16bit), other types are refused.
+void check_weights_storage(const DeviceInfo& d, DType type);
+// The storage to decode with when none is asked for (`--weights auto`): f16 where device `d` has it (half the
+// bytes per token, the same answers: docs/BENCHMARKS.md, "generate"), else f32.
+DType default_weights(const DeviceInfo& d);
+
 class Decoder {
  public:
-  // params: the model's flat f32 buffer (ParamLayout) on this device; it must outlive the decoder. Sizes the
-  // cache and activations up front and throws vkm::Error, naming them, when they exceed the device's memory.
+  // params: the model's flat buffer (ParamLayout) on this device, f32 or f16; it must outlive the decoder. The
+  // matrices are read from it where it is in the weights' storage, else from a copy cast to it (give f16 params
+  // for f16 weights to hold the weights only once). Sizes the cache and activations up front and throws
+  // vkm::Error, naming them, when they exceed the device's memory.
   Decoder(Context& ctx, const ParamLayout& layout, const Tensor& params, const DecoderOptions& options = {});
   ~Decoder();
   Decoder(const Decoder&) = delete;
@@ -70,6 +85,8 @@ class Decoder {
   // Bytes of the cache and of the activations the decoder allocated.
   uint64_t cache_bytes() const;
   uint64_t activation_bytes() const;
+  // Bytes of the weights the decoder reads: the matrices (params, or its copy) and its f32 copy of the norms.
+  uint64_t weight_bytes() const;
 
  private:
   struct Buffers;  // every tensor (decoder.cpp)
@@ -82,10 +99,13 @@ class Decoder {
   // The decoding step (recorded on first use), counting the token it will embed into the lengths.
   Program& step_program(bool profile);
   std::vector<int32_t> run(Program& p);
+  // Entry `index` of the layout: from the matrices, or (a norm) from the f32 copy of the norms.
+  Tensor weight(size_t index) const;
+  // A linear layer's input in the weights' storage: `a` itself, or `a` rounded to f16 into a scratch.
+  Tensor linear_input(Program& p, const Tensor& a) const;
 
   Context& ctx_;
   const ParamLayout& layout_;
-  Tensor params_;
   int64_t B_, S_, chunk_;
   ops::SamplingParams sampling_;
   std::unique_ptr<Buffers> t_;

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/ops/common.hpp"
 #include "model/generate/chat.hpp"
 #include "model/generate/generate.hpp"
 #include "model/generate/prompts.hpp"
@@ -67,8 +68,10 @@ int count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The library's decoder as the commands set it up by default (--weights auto).
 model::DecoderOptions greedy() {
   model::DecoderOptions o;
+  o.weights = model::default_weights(ctx().info());
   o.sampling.temperature = 0;
   return o;
 }
@@ -194,6 +197,44 @@ TEST(GenerateCommand, PromptsFileToJsonl) {
   EXPECT_EQ(j["prompt"], "Once upon a time");
   EXPECT_EQ(j["new_tokens"], g.tokens.size());
   EXPECT_EQ(json_text(j["response"]), json_text(t.decode(g.tokens)));
+}
+
+// --weights f16: the answer of a library decoder with f16 weights (which rounds the model's f32 values on the
+// device as the command does on upload). The head's weights are below f16's range, so that f16 and f32 weights
+// answer differently (f16 rounds them to zero: every logit ties). Other storages are refused by the flag.
+TEST(GenerateCommand, F16Weights) {
+  if (!ops::has_16bit(ctx())) GTEST_SKIP() << "no 16-bit support on " << ctx().info().name;
+  const tok::Tokenizer t = tok::Tokenizer::load(tokenizer_file());
+  const TinyModel m(test::tiny_config(t.vocab_size()), [&] {
+    const TinyModel random(9, test::tiny_config(t.vocab_size()));
+    std::vector<float> v = random.values;
+    const model::ParamEntry& head = random.layout.entry("lm_head.weight");
+    for (int64_t i = head.offset; i < head.offset + head.numel(); ++i) v[size_t(i)] *= 1e-9f;
+    return v;
+  }());
+  const test::TempDir dir;
+  const std::filesystem::path folder = save(dir, "model", m);
+  const std::filesystem::path prompts = dir.write("raw.txt", "Once upon a time\n"), out = dir.path / "out.jsonl";
+  const std::string args = "generate --model '" + folder.string() + "' --prompts '" + prompts.string() + "' --out '" +
+                           out.string() + "' --raw --greedy --max-new-tokens 6 --weights ";
+  const Outcome r = vkmind(dir, args + "f16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto answer = [&](DType weights) {
+    model::DecoderOptions o = greedy();
+    o.weights = weights;
+    model::Decoder d(ctx(), m.layout, m.params, o);
+    const model::Generated g =
+        model::generate(d, {t.encode("Once upon a time")}, {6, {t.token_id(tok::kImEnd), t.token_id(tok::kEndOfText)}})
+            .sequences[0];
+    return json_text(t.decode(g.tokens));
+  };
+  const std::string got = json_text(nlohmann::json::parse(slurp(out))["response"]);
+  EXPECT_EQ(got, answer(DType::f16));
+  EXPECT_NE(got, answer(DType::f32));
+
+  const Outcome bad = vkmind(dir, args + "bf16");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--weights"), std::string::npos) << bad.err;
 }
 
 // A conversation over the context loses its oldest messages, never the system message or the last question.
