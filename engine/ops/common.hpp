@@ -41,10 +41,8 @@ inline std::pair<Tensor, uint32_t> aligned_span(const Context& ctx, const Tensor
 }
 
 // 16-bit tensors need storageBuffer16BitAccess, with 16-bit int and float arithmetic for the conversions.
-inline bool has_16bit(const Context& ctx) {
-  const DeviceInfo& d = ctx.info();
-  return d.storage_16bit && d.shader_int16 && d.shader_float16;
-}
+inline bool has_16bit(const DeviceInfo& d) { return d.storage_16bit && d.shader_int16 && d.shader_float16; }
+inline bool has_16bit(const Context& ctx) { return has_16bit(ctx.info()); }
 
 inline void require_16bit(const Context& ctx, const char* op) {
   const DeviceInfo& d = ctx.info();

@@ -107,19 +107,17 @@ std::vector<float> read_f32(Context& ctx, const Tensor& t) {
   return v;
 }
 
-bool has_f16(const DeviceInfo& d) { return d.storage_16bit && d.shader_int16 && d.shader_float16; }
-
 }  // namespace
 
 void check_weights_storage(const DeviceInfo& d, DType type) {
   if (type != DType::f32 && type != DType::f16)
     throw Error("decoder: the weights must be f32 or f16, not " + std::string(dtype_name(type)));
-  if (type == DType::f16 && !has_f16(d))
+  if (type == DType::f16 && !ops::has_16bit(d))
     throw Error("decoder: f16 weights need storageBuffer16BitAccess, shaderInt16 and shaderFloat16, which device '" +
                 d.name + "' lacks; use f32 weights");
 }
 
-DType default_weights(const DeviceInfo& d) { return has_f16(d) ? DType::f16 : DType::f32; }
+DType default_weights(const DeviceInfo& d) { return ops::has_16bit(d) ? DType::f16 : DType::f32; }
 
 Decoder::Decoder(Context& ctx, const ParamLayout& layout, const Tensor& params, const DecoderOptions& o)
     : ctx_(ctx), layout_(layout), B_(o.batch), chunk_(o.prefill_chunk), sampling_(o.sampling),
