@@ -65,7 +65,7 @@ std::string coop_dtypes_unfit(DType a, DType c) {
 // Why the device cannot run the cooperative kernel on `path` (cooperative or emulated) with fragments f at
 // block sizes up to kCoop128; empty if it can. The emulation needs no subgroups and no memory model.
 std::string coop_unfit(const DeviceInfo& d, const CoopMatrixShape& f, MatmulPath path) {
-  if (!(d.storage_16bit && d.shader_int16 && d.shader_float16)) return "no 16-bit storage and arithmetic";
+  if (!has_16bit(d)) return "no 16-bit storage and arithmetic";
   if (path == MatmulPath::cooperative) {
     if (!d.vulkan_memory_model) return "no vulkanMemoryModel feature";
     bool basic = std::find(d.subgroup_ops.begin(), d.subgroup_ops.end(), "basic") != d.subgroup_ops.end();
@@ -227,17 +227,16 @@ void matmul(Program& p, const Tensor& A, const Tensor& B, const Tensor& C, const
   if (C.overlaps(A) || C.overlaps(B)) fail("C overlaps an input");
   const Context& ctx = p.context();
   const DeviceInfo& d = ctx.info();
-  MatmulPath asked = s.path;
-  if (asked == MatmulPath::automatic && ctx.emulates_cooperative_matrix() &&
-      emulated_matmul_path(d, A.dtype, C.dtype).path == MatmulPath::emulated)
-    asked = MatmulPath::emulated;
-  MatmulChoice kernel = asked == MatmulPath::emulated
-                           ? emulated_matmul_path(d, A.dtype, C.dtype)
-                           : choose_matmul_path(d, A.dtype, C.dtype, ctx.allows_cooperative_matrix());
-  if ((asked == MatmulPath::cooperative || asked == MatmulPath::emulated) && kernel.path != asked)
-    fail(std::string(asked == MatmulPath::emulated ? "the emulated " : "the ") +
+  MatmulChoice kernel = choose_matmul_path(d, A.dtype, C.dtype, ctx.allows_cooperative_matrix());
+  // The emulation where asked for, or where the context emulates and it fits.
+  if (s.path == MatmulPath::emulated || (s.path == MatmulPath::automatic && ctx.emulates_cooperative_matrix())) {
+    MatmulChoice emulated = emulated_matmul_path(d, A.dtype, C.dtype);
+    if (s.path == MatmulPath::emulated || emulated.path == MatmulPath::emulated) kernel = std::move(emulated);
+  }
+  if ((s.path == MatmulPath::cooperative || s.path == MatmulPath::emulated) && kernel.path != s.path)
+    fail(std::string(s.path == MatmulPath::emulated ? "the emulated " : "the ") +
          "cooperative-matrix path was asked for, but device '" + d.name + "' cannot take it: " + kernel.why);
-  if (asked == MatmulPath::tiled) kernel.path = MatmulPath::tiled;
+  if (s.path == MatmulPath::tiled) kernel.path = MatmulPath::tiled;
   auto dispatch = [&](const Tensor& a, const Tensor& b, const Tensor& c, const MatmulSpec& spec, int64_t m, int64_t n,
                       int64_t k) { dispatch_product(p, a, b, c, spec, kernel, m, n, k); };
 
